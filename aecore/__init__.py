@@ -1,0 +1,37 @@
+"""aecore: autoencoders on Fashion-MNIST, the library behind the book.
+
+    import aecore as ae
+    ae.setup()                      # seed, plot style, quiet progress
+    data = ae.data.load()           # tensors in [-1, 1], split 54k/6k/10k
+    run = ae.load_or_train(ae.TrainConfig(arch="conv"))
+"""
+
+from . import data, metrics, models, perf
+from .errors import AecoreError, ConfigError, DataError, TrainingError
+from .results import Store
+from .train import Run, TrainConfig, fit, load_or_train, pick_device
+
+__version__ = "0.1.0"
+perf.tune_allocator()
+
+
+def setup(seed: int = 0):
+    """The one call at the top of every chapter: seed, plot style, and a
+    quiet environment (no progress bars inside executed documents)."""
+    import matplotlib as mpl
+    import torch
+
+    torch.manual_seed(seed)
+    mpl.rcParams.update({
+        "figure.dpi": 110, "savefig.dpi": 150, "font.size": 10,
+        "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
+        "axes.spines.right": False, "legend.frameon": False,
+        "image.cmap": "gray_r",
+    })
+
+
+__all__ = [
+    "AecoreError", "ConfigError", "DataError", "Run", "Store",
+    "TrainConfig", "TrainingError", "data", "fit", "load_or_train",
+    "metrics", "models", "pick_device", "setup",
+]

@@ -1,0 +1,237 @@
+"""The autoencoders, in a registry by name.
+
+Every model maps images in [-1, 1] of shape (N, 1, 28, 28) to images of the
+same shape, through `encode` (image -> code) and `decode` (code -> image).
+Outputs go through `tanh`, because the inputs were normalised to [-1, 1].
+The three deterministic models share the code size (64 by default) so that
+they compare fairly; only layers, widths and activations differ.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from .errors import ConfigError
+
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+}
+
+
+def activation(name: str) -> nn.Module:
+    try:
+        return ACTIVATIONS[name]()
+    except KeyError:
+        raise ConfigError(
+            f"unknown activation {name!r}; choose from "
+            f"{', '.join(ACTIVATIONS)}") from None
+
+
+class Autoencoder(nn.Module):
+    """Base class: `forward` is `decode(encode(x))`."""
+
+    def encode(self, x):
+        return self.encoder(x)
+
+    def decode(self, z):
+        return self.decoder(z)
+
+    def forward(self, x):
+        return self.decode(self.encode(x))
+
+
+class ShallowMLP(Autoencoder):
+    """784 -> code -> 784: one hidden layer, the code itself.
+
+    Question: how far does a single linear map plus one non-linearity get?
+    With a linear code it can at best match PCA of the same size, so it is
+    the baseline every deeper design has to beat.
+    """
+
+    def __init__(self, code_size=64, activation_name="relu"):
+        super().__init__()
+        self.encoder = nn.Sequential(
+            nn.Flatten(), nn.Linear(784, code_size),
+            activation(activation_name),
+        )
+        self.decoder = nn.Sequential(
+            nn.Linear(code_size, 784), nn.Tanh(), nn.Unflatten(1, (1, 28, 28))
+        )
+
+
+class DeepMLP(Autoencoder):
+    """784 -> 512 -> 256 -> code, and the mirror image back.
+
+    Question: do depth and width help when the model still ignores that
+    pixels have neighbours? The hidden activation is an option (ReLU,
+    Sigmoid, Tanh, GELU, SiLU), so the activation study is one argument away.
+    The code layer itself is linear, as in Hinton & Salakhutdinov (2006).
+    """
+
+    def __init__(self, code_size=64, activation_name="relu",
+                 widths=(512, 256)):
+        super().__init__()
+        dims = (784, *widths)
+        enc: list[nn.Module] = [nn.Flatten()]
+        for d_in, d_out in zip(dims, dims[1:]):
+            enc += [nn.Linear(d_in, d_out), activation(activation_name)]
+        enc.append(nn.Linear(dims[-1], code_size))
+        dec: list[nn.Module] = []
+        back = (code_size, *reversed(widths))
+        for d_in, d_out in zip(back, back[1:]):
+            dec += [nn.Linear(d_in, d_out), activation(activation_name)]
+        dec += [nn.Linear(back[-1], 784), nn.Tanh(),
+                nn.Unflatten(1, (1, 28, 28))]
+        self.encoder = nn.Sequential(*enc)
+        self.decoder = nn.Sequential(*dec)
+
+
+def _conv_encoder(channels, out_dim, act):
+    c1, c2 = channels
+    return nn.Sequential(
+        nn.Conv2d(1, c1, 3, stride=2, padding=1), activation(act),    # 14x14
+        nn.Conv2d(c1, c2, 3, stride=2, padding=1), activation(act),   # 7x7
+        nn.Flatten(), nn.Linear(c2 * 49, out_dim),
+    )
+
+
+def _conv_decoder(channels, code_size, act):
+    c1, c2 = channels
+    return nn.Sequential(
+        nn.Linear(code_size, c2 * 49), activation(act),
+        nn.Unflatten(1, (c2, 7, 7)),
+        nn.ConvTranspose2d(c2, c1, 3, stride=2, padding=1,
+                           output_padding=1), activation(act),        # 14x14
+        nn.ConvTranspose2d(c1, 1, 3, stride=2, padding=1,
+                           output_padding=1), nn.Tanh(),              # 28x28
+    )
+
+
+class ConvAE(Autoencoder):
+    """Strided convolutions down (28 -> 14 -> 7), a linear code, and
+    transposed convolutions back up (Masci et al., 2011).
+
+    Question: what does building in locality and weight sharing buy at the
+    same code size? Each filter sees a 3x3 neighbourhood and is reused at
+    every position, so the model spends its parameters on shapes, not on
+    individual pixels.
+    """
+
+    def __init__(self, code_size=64, activation_name="gelu",
+                 channels=(32, 64)):
+        super().__init__()
+        self.encoder = _conv_encoder(channels, code_size, activation_name)
+        self.decoder = _conv_decoder(channels, code_size, activation_name)
+
+
+class ConvVAE(Autoencoder):
+    """The convolutional autoencoder made variational (Kingma & Welling).
+
+    The encoder outputs a mean and a log-variance per code dimension; a code
+    is drawn with the reparameterisation trick during training, the mean is
+    used at evaluation. Trained on reconstruction + KL divergence to a
+    standard normal prior, so `sample(n)` can decode codes drawn from that
+    prior into garments nobody photographed.
+    """
+
+    def __init__(self, code_size=16, activation_name="gelu",
+                 channels=(32, 64)):
+        super().__init__()
+        self.code_size = code_size
+        self.encoder = _conv_encoder(channels, 2 * code_size, activation_name)
+        self.decoder = _conv_decoder(channels, code_size, activation_name)
+
+    def encode_stats(self, x):
+        mu, logvar = self.encoder(x).chunk(2, dim=1)
+        return mu, logvar.clamp(-12.0, 12.0)
+
+    def encode(self, x):
+        return self.encode_stats(x)[0]
+
+    def forward(self, x):
+        mu, logvar = self.encode_stats(x)
+        z = mu
+        if self.training:
+            z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+        self.kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1)
+        return self.decode(z)
+
+    @torch.no_grad()
+    def sample(self, n, generator=None):
+        device = next(self.parameters()).device
+        z = torch.randn(n, self.code_size, generator=generator)
+        return self.decode(z.to(device))
+
+
+REGISTRY = {
+    "shallow": ShallowMLP,
+    "deep": DeepMLP,
+    "conv": ConvAE,
+    "vae": ConvVAE,
+}
+DEFAULT_ACTIVATION = {"shallow": "relu", "deep": "relu",
+                      "conv": "gelu", "vae": "gelu"}
+DEFAULT_CODE_SIZE = {"shallow": 64, "deep": 64, "conv": 64, "vae": 16}
+
+
+def build(arch: str, code_size: int | None = None,
+          activation_name: str | None = None) -> Autoencoder:
+    """Instantiate a registered architecture by name."""
+    if arch not in REGISTRY:
+        raise ConfigError(f"unknown architecture {arch!r}; choose from "
+                          f"{', '.join(REGISTRY)}")
+    code_size = DEFAULT_CODE_SIZE[arch] if code_size is None else code_size
+    if code_size < 1:
+        raise ConfigError(f"code size must be positive, got {code_size}")
+    act = activation_name or DEFAULT_ACTIVATION[arch]
+    return REGISTRY[arch](code_size=code_size, activation_name=act)
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def forward_flops(model: nn.Module) -> int:
+    """Floating-point operations of one forward pass of one image
+    (multiply and add counted separately; matmuls and convolutions only)."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.zeros(1, 1, 28, 28, device=device))
+    model.train(was_training)
+    return int(counter.get_total_flops())
+
+
+def layer_table(model: nn.Module) -> list[dict]:
+    """One row per leaf layer: name, output shape, parameters."""
+    rows = []
+    hooks = []
+
+    def hook(module, _inputs, output):
+        rows.append({
+            "layer": type(module).__name__,
+            "output": tuple(output.shape[1:]),
+            "params": sum(p.numel() for p in module.parameters()),
+        })
+
+    for module in model.modules():
+        if not list(module.children()):
+            hooks.append(module.register_forward_hook(hook))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 1, 28, 28,
+                              device=next(model.parameters()).device))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    return rows

@@ -1,0 +1,78 @@
+"""The command line, run as a user would: in a subprocess."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from aecore import data as fmnist
+from aecore.cli import main
+
+SUBCOMMANDS = ["train", "train-all", "evaluate", "list", "bench"]
+
+
+def cli(*args, env=None, **kw):
+    full_env = {**os.environ, fmnist.ENV_DOWNLOAD: "0", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "aecore", *args],
+                          capture_output=True, text=True, env=full_env,
+                          timeout=300, **kw)
+
+
+@pytest.mark.parametrize("sub", SUBCOMMANDS)
+def test_help(sub, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([sub, "--help"])
+    assert exit_.value.code == 0
+    assert "--data" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, word", [
+    (["train", "--arch", "transformer"], "invalid choice"),
+    (["train", "--arch", "conv", "--epochs", "0"], "must be >= 1"),
+    (["train", "--arch", "conv", "--lr", "fast"], "not a number"),
+    (["train", "--arch", "deep", "--activation", "swish2"], "invalid choice"),
+    (["train-all", "--plan", "everything"], "invalid choice"),
+])
+def test_bad_options_one_line(args, word, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert word in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args", [
+    ["train", "--arch", "conv", "--epochs", "1"],
+    ["train-all", "--plan", "smoke"],
+    ["evaluate", "--arch", "conv"],
+    ["list"],
+])
+def test_missing_data_is_one_clear_error(args, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = cli(*args, env={"AECORE_DATA": str(empty),
+                          "AECORE_RESULTS": str(tmp_path / "r")})
+    assert res.returncode == 1
+    assert "Traceback" not in res.stderr
+    assert "AECORE_DATA" in res.stderr
+    assert "train-images-idx3-ubyte" in res.stderr
+
+
+def test_train_writes_results(synthetic_root, tmp_path):
+    res = cli("train", "--arch", "shallow", "--epochs", "2",
+              "--batch-size", "64", "--data", str(synthetic_root),
+              "--results", str(tmp_path), "--device", "cpu")
+    assert res.returncode == 0, res.stderr
+    assert "epoch 2/2" in res.stdout and "val mse" in res.stdout
+    folder = tmp_path / "shallow-relu-z64-e2-b64-s0"
+    record = json.loads((folder / "result.json").read_text())
+    assert len(record["history"]) == 2
+    again = cli("evaluate", "--arch", "shallow", "--epochs", "2",
+                "--batch-size", "64", "--data", str(synthetic_root),
+                "--results", str(tmp_path), "--device", "cpu")
+    assert again.returncode == 0, again.stderr
+    assert "training" not in again.stdout          # served from the store
+    test = json.loads(again.stdout[again.stdout.index("{"):])["test"]
+    assert test["mse"] == pytest.approx(record["test"]["mse"], rel=1e-5)

@@ -1,0 +1,88 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from aecore import models
+from aecore.errors import ConfigError
+from aecore.train import objective
+
+ARCHS = list(models.REGISTRY)
+
+
+def batch(n=32):
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(n, 1, 28, 28, generator=g) * 0.2 - 1
+    for i in range(n):                  # a few shapes on a dark background
+        X[i, 0, 4 + i % 10: 14 + i % 10, 6:20] = 0.8
+    return X
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_shapes_and_round_trip(arch):
+    model = models.build(arch).eval()
+    X = batch(8)
+    code = model.encode(X)
+    assert code.shape == (8, models.DEFAULT_CODE_SIZE[arch])
+    out = model(X)
+    assert out.shape == X.shape
+    assert out.min() >= -1 and out.max() <= 1          # tanh output
+    assert torch.allclose(model.decode(code), out)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_loss_falls_on_one_batch(arch):
+    torch.manual_seed(0)
+    model = models.build(arch)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    X = batch()
+    losses = []
+    for _ in range(60):
+        loss, _ = objective(model, X)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], (losses[0], losses[-1])
+    model.eval()
+    assert F.mse_loss(model(X), X) < F.mse_loss(torch.zeros_like(X), X)
+
+
+@pytest.mark.parametrize("act", ["relu", "sigmoid", "tanh", "gelu"])
+def test_deep_activation_option(act):
+    model = models.build("deep", activation_name=act)
+    kinds = {type(m) for m in model.modules()}
+    assert models.ACTIVATIONS[act] in kinds
+
+
+def test_bad_names_rejected():
+    with pytest.raises(ConfigError, match="unknown architecture"):
+        models.build("transformer")
+    with pytest.raises(ConfigError, match="unknown activation"):
+        models.build("deep", activation_name="swishy")
+
+
+def test_shallow_params_and_flops_known():
+    model = models.build("shallow", code_size=64)
+    assert models.n_params(model) == 784 * 64 + 64 + 64 * 784 + 784
+    assert models.forward_flops(model) == 2 * 2 * 784 * 64
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_layer_table_accounts_for_every_parameter(arch):
+    model = models.build(arch)
+    rows = models.layer_table(model)
+    assert sum(r["params"] for r in rows) == models.n_params(model)
+    assert rows[-1]["output"] == (1, 28, 28)
+
+
+def test_code_size_is_shared_by_deterministic_models():
+    for arch in ("shallow", "deep", "conv"):
+        assert models.build(arch).encode(batch(2)).shape[1] == 64
+
+
+def test_vae_samples_from_prior():
+    vae = models.build("vae")
+    g = torch.Generator().manual_seed(0)
+    a, b = vae.sample(5, generator=g), vae.sample(5)
+    assert a.shape == (5, 1, 28, 28) and not torch.equal(a, b)
+    assert a.abs().max() <= 1
