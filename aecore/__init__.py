@@ -9,7 +9,8 @@
 from . import data, metrics, models, perf
 from .errors import AecoreError, ConfigError, DataError, TrainingError
 from .results import Store
-from .train import Run, TrainConfig, fit, load_or_train, pick_device
+from .runs import Run, load_or_train
+from .train import TrainConfig, fit, pick_device
 
 __version__ = "0.1.0"
 perf.tune_allocator()

@@ -11,7 +11,8 @@ from . import data as fmnist
 from . import models, plan
 from .errors import AecoreError
 from .results import Store
-from .train import TrainConfig, evaluate, load_or_train, pick_device
+from .runs import load_or_train
+from .train import TrainConfig, evaluate, pick_device
 
 
 class Parser(argparse.ArgumentParser):

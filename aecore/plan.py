@@ -16,6 +16,7 @@ EPOCHS = 20
 ARCHS = ("shallow", "deep", "conv")          # the three compared designs
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu")  # deep-MLP study
 CODE_SIZES = (2, 8, 16, 32, 64, 128)         # conv code-size study
+CODE_SIZE_EPOCHS = 10                        # shorter: a trend, not a race
 
 
 def main_runs(epochs=EPOCHS) -> dict[str, list[TrainConfig]]:
@@ -29,7 +30,7 @@ def activation_runs(epochs=EPOCHS) -> dict[str, TrainConfig]:
             for act in ACTIVATIONS}
 
 
-def code_size_runs(epochs=EPOCHS) -> dict[int, TrainConfig]:
+def code_size_runs(epochs=CODE_SIZE_EPOCHS) -> dict[int, TrainConfig]:
     return {z: TrainConfig(arch="conv", code_size=z, epochs=epochs)
             for z in CODE_SIZES}
 

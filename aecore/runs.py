@@ -1,0 +1,52 @@
+"""Stored runs as objects: `load_or_train` returns the stored result for a
+config when it is valid and trains it otherwise."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from . import data as fmnist
+from . import models
+from . import train as trainer
+from .results import Store, make_key
+from .train import TrainConfig
+
+
+class Run:
+    """A stored result: its record (config, history, test metrics) and,
+    on demand, the trained model."""
+
+    def __init__(self, record: dict, store: Store):
+        self.record, self.store = record, store
+        self.config = TrainConfig(**record["config"])
+        self.name = record["name"]
+        self.history = record["history"]
+        self.test = record["test"]
+
+    def curve(self, key: str) -> list[float]:
+        return [row[key] for row in self.history]
+
+    def model(self, device="cpu"):
+        c = self.config
+        model = models.build(c.arch, c.code_size, c.activation)
+        model.load_state_dict(self.store.weights(self.name, self.record))
+        return model.to(device).eval()
+
+    def __repr__(self):
+        return f"Run({self.name}, test mse {self.test['mse']:.5f})"
+
+
+def load_or_train(cfg: TrainConfig, data=None, store=None, device=None,
+                  log=None, progress=False) -> Run:
+    """The stored result for `cfg` if valid, else train it now."""
+    cfg = cfg.resolved()
+    store = store or Store()
+    data = data or fmnist.load()
+    key = make_key(asdict(cfg), data.fingerprint)
+    record = store.load(cfg.name, key)
+    if record is None:
+        if log:
+            log(f"{cfg.name}: {store.status(cfg.name, key)} result, training")
+        record = trainer.fit(cfg, data, store, device, progress=progress,
+                             log=log)
+    return Run(record, store)
