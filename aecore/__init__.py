@@ -15,6 +15,16 @@ from .train import TrainConfig, fit, pick_device
 __version__ = "0.1.0"
 perf.tune_allocator()
 
+_LAZY = {"plots", "report", "baselines", "bench", "plan", "runs",
+         "classifier", "results", "train"}
+
+
+def __getattr__(name):   # heavy, optional modules load on first use
+    if name in _LAZY:
+        import importlib
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'aecore' has no attribute {name!r}")
+
 
 def setup(seed: int = 0):
     """The one call at the top of every chapter: seed, plot style, and a

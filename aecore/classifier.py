@@ -47,6 +47,7 @@ class ClassifierConfig:
 
 
 NAME = "classifier"
+CODE = ("data", "classifier")   # the modules its result depends on
 
 
 @torch.inference_mode()
@@ -92,7 +93,7 @@ def load_or_train(data: fmnist.FashionMNIST, store: Store | None = None,
                   device="cpu", cfg=ClassifierConfig(), log=None):
     """The frozen reference classifier, trained once per data and code."""
     store = store or Store()
-    key = make_key(asdict(cfg), data.fingerprint)
+    key = make_key(asdict(cfg), data.fingerprint, CODE)
     record = store.load(NAME, key)
     model = ReferenceCNN()
     if record is None:

@@ -55,19 +55,21 @@ def _strip_docstrings(tree: ast.AST) -> ast.AST:
     return tree
 
 
-@lru_cache(maxsize=1)
-def code_version() -> str:
-    """Hash of the training code's syntax trees (docstrings excluded)."""
+@lru_cache(maxsize=8)
+def code_version(modules: tuple[str, ...] = TRAINING_MODULES) -> str:
+    """Hash of the modules' syntax trees (docstrings excluded)."""
     h = hashlib.sha256()
     here = Path(__file__).resolve().parent
-    for name in TRAINING_MODULES:
+    for name in modules:
         tree = _strip_docstrings(ast.parse((here / f"{name}.py").read_text()))
         h.update(ast.dump(tree).encode())
     return h.hexdigest()[:16]
 
 
-def make_key(config: dict, data_fingerprint: str) -> str:
-    blob = json.dumps({"config": config, "code": code_version(),
+def make_key(config: dict, data_fingerprint: str,
+             modules: tuple[str, ...] = TRAINING_MODULES) -> str:
+    """The key of a result: config, code of `modules`, and data."""
+    blob = json.dumps({"config": config, "code": code_version(modules),
                        "data": data_fingerprint}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

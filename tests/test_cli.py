@@ -48,6 +48,7 @@ def test_bad_options_one_line(args, word, capsys):
     ["train-all", "--plan", "smoke"],
     ["evaluate", "--arch", "conv"],
     ["list"],
+    ["bench", "--smoke"],
 ])
 def test_missing_data_is_one_clear_error(args, tmp_path):
     empty = tmp_path / "empty"

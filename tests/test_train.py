@@ -53,7 +53,7 @@ def test_changed_config_or_code_is_not_served(tiny, store, monkeypatch):
                         lambda *a, **k: calls.append(1) or real_fit(*a, **k))
     load_or_train(replace(CFG, lr=1e-3), tiny, store)       # same name
     assert len(calls) == 1
-    monkeypatch.setattr(results_mod, "code_version", lambda: "changed")
+    monkeypatch.setattr(results_mod, "code_version", lambda *a: "changed")
     load_or_train(replace(CFG, lr=1e-3), tiny, store)
     assert len(calls) == 2
 

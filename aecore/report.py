@@ -1,0 +1,84 @@
+"""What the chapters display: the plan's stored runs, aggregated, as
+Markdown tables. Loading never trains when valid results are stored."""
+
+from __future__ import annotations
+
+import statistics
+
+from IPython.display import Markdown
+
+from . import data as fmnist
+from . import plan
+from .classifier import load_or_train as load_classifier
+from .runs import Run, load_or_train
+
+LABELS = {"shallow": "Shallow MLP", "deep": "Deep MLP",
+          "conv": "Conv AE", "vae": "Conv VAE"}
+METRIC_NAMES = {
+    "mse": "MSE", "psnr": "PSNR (dB)", "pixel_acc": "pixel acc.",
+    "recog_acc": "recognition acc.",
+}
+
+
+class Book:
+    """Every stored result the book reads, loaded once per chapter."""
+
+    def __init__(self, root=None, results=None, log=print):
+        self.data = fmnist.load(root)
+        self.results = results
+        self.log = log
+        self._cache: dict[str, Run] = {}
+
+    def run(self, cfg) -> Run:
+        if cfg.name not in self._cache:
+            from .results import Store
+            self._cache[cfg.name] = load_or_train(
+                cfg, self.data, Store(self.results), log=self.log)
+        return self._cache[cfg.name]
+
+    def main(self) -> dict[str, list[Run]]:
+        """The three compared architectures, three seeds each."""
+        return {arch: [self.run(c) for c in cfgs]
+                for arch, cfgs in plan.main_runs().items()}
+
+    def activations(self) -> dict[str, Run]:
+        return {a: self.run(c) for a, c in plan.activation_runs().items()}
+
+    def code_sizes(self) -> dict[int, Run]:
+        return {z: self.run(c) for z, c in plan.code_size_runs().items()}
+
+    def vae(self) -> Run:
+        return self.run(plan.vae_run())
+
+    def classifier(self):
+        from .results import Store
+        return load_classifier(self.data, Store(self.results))
+
+
+def mean_std(values) -> tuple[float, float]:
+    values = list(values)
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return statistics.fmean(values), sd
+
+
+def fmt(mean, sd, digits) -> str:
+    return f"{mean:.{digits}f} ± {sd:.{digits}f}"
+
+
+def test_summary(runs: list[Run]) -> dict:
+    """Mean and standard deviation over seeds of every test metric, the
+    epoch time and the parameter count."""
+    out = {k: mean_std(r.test[k] for r in runs) for k in METRIC_NAMES}
+    out["seconds"] = mean_std(
+        statistics.median(r.curve("seconds")) for r in runs)
+    out["params"] = runs[0].record["params"]
+    out["flops"] = runs[0].record["flops"]
+    out["n"] = len(runs)
+    return out
+
+
+def markdown_table(header: list[str], rows: list[list]) -> Markdown:
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join(["---"] * len(header)) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return Markdown("\n".join(lines))

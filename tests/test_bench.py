@@ -1,0 +1,82 @@
+"""The speed benchmark, in smoke mode on the synthetic data: it runs,
+writes its JSON and renders it. No timed assertions."""
+
+import json
+
+import pytest
+import torch
+
+from aecore import bench, models
+from aecore.cli import main
+
+KEYS = {"smoke", "settings", "hardware", "notes", "pipelines", "ceiling",
+        "archs", "data_only", "time_to_quality"}
+HARDWARE = {"cpu", "threads", "torch", "device", "malloc_tuned", "date"}
+
+
+@pytest.fixture(scope="module")
+def smoke(synthetic_root, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bench")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)     # no stalls when other jobs share the cores
+    try:
+        code = main(["bench", "--smoke", "--data", str(synthetic_root),
+                     "--results", str(tmp), "--out", str(tmp / "b.json"),
+                     "--device", "cpu"])
+    finally:
+        torch.set_num_threads(threads)
+    assert code == 0
+    return json.loads((tmp / "b.json").read_text())
+
+
+def seconds_values(obj, path=""):
+    """Every (path, value) whose key names a time in seconds (the notes,
+    which explain those keys in words, left out)."""
+    if isinstance(obj, dict) and path != "/notes":
+        for key, value in obj.items():
+            if "seconds" in key or key.startswith("s_per_epoch"):
+                yield from ((f"{path}/{key}", v) for v in
+                            (value if isinstance(value, list) else [value]))
+            else:
+                yield from seconds_values(value, f"{path}/{key}")
+
+
+def test_smoke_json_has_every_part(smoke):
+    assert KEYS <= set(smoke)
+    assert smoke["smoke"] is True
+    assert HARDWARE <= set(smoke["hardware"])
+    assert smoke["ceiling"]["gflops"] > 0
+    assert list(smoke["archs"]) == list(models.REGISTRY)
+    assert set(smoke["time_to_quality"]["archs"]) == {"shallow", "deep",
+                                                       "conv"}
+    for row in smoke["archs"].values():
+        assert set(row["pipelines"]) == set(bench.PIPELINES)
+        for pipe in row["pipelines"].values():
+            assert pipe["gflops"] > 0 and pipe["ceiling_fraction"] > 0
+            assert len(pipe["seconds"]) == 1          # one repeat in smoke
+
+
+def test_seconds_and_ratios_are_positive(smoke):
+    found = list(seconds_values(smoke))
+    assert len(found) > 30
+    for path, value in found:
+        if path.startswith("/time_to_quality") and value is None:
+            continue                                  # target not reached
+        assert value > 0, path
+    for row in [*smoke["archs"].values(), smoke["data_only"]]:
+        assert len(row["ratios"]) == 2
+        assert all(r > 0 for r in row["ratios"].values())
+
+
+def test_markdown_table_names_every_architecture(smoke):
+    md = bench.table(smoke)
+    lines = md.splitlines()
+    assert lines[0].startswith("| arch |") and "---:" in lines[1]
+    for arch in models.REGISTRY:
+        assert any(line.startswith(f"| {arch} |") for line in lines)
+    assert "| data only |" in md
+
+
+def test_report_prints_as_fixed_width(smoke):
+    text = bench.report(smoke)
+    assert "matmul ceiling" in text and "data only" in text

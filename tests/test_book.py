@@ -1,0 +1,130 @@
+"""The book: every chapter's Python runs in a Jupyter kernel, and every
+cross-reference, citation and chapter file exists.
+
+Quarto itself is not needed: chapters are turned into notebooks (code
+cells in order, each inline `{python} expr` evaluated where it stands) and
+executed by nbclient from the project root, as `execute-dir: project`
+does. They read the committed results and the real data (AECORE_DATA).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+from conftest import real_data_or_skip
+from nbclient import NotebookClient
+
+from aecore import plan
+from aecore.results import Store, make_key
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = yaml.safe_load((ROOT / "_quarto.yml").read_text())
+CHAPTERS = CONFIG["book"]["chapters"] + CONFIG["book"].get("appendices", [])
+QMD = [c for c in CHAPTERS if c.endswith(".qmd")]
+CELL = re.compile(r"^```\{python\}[^\n]*\n(.*?)^```\s*$", re.S | re.M)
+FENCE = re.compile(r"^```.*?^```\s*$", re.S | re.M)
+INLINE = re.compile(r"`\{python\}\s+([^`]+)`")
+OPTION = re.compile(r"^#\|\s*([\w-]+):\s*(.*)$", re.M)
+REF = re.compile(r"(?<![\w.`])@((?:fig|tbl|sec)-[\w-]+)")
+CITE = re.compile(r"(?<![\w.`/])@([A-Za-z][\w]*\d{4}[\w]*)")
+SECTION = re.compile(r"\{#(sec-[\w-]+)")
+
+
+def text(chapter: str) -> str:
+    return (ROOT / chapter).read_text()
+
+
+def cells(source: str) -> list[str]:
+    """Code to run, in document order: cells and inline expressions."""
+    out, pos = [], 0
+    for match in CELL.finditer(source):
+        out += [f"str({e})" for e in INLINE.findall(source[pos:match.start()])]
+        out.append(match.group(1))
+        pos = match.end()
+    out += [f"str({e})" for e in INLINE.findall(source[pos:])]
+    return out
+
+
+def prose(source: str) -> str:
+    return FENCE.sub("", source)
+
+
+def labels() -> set[str]:
+    found = set()
+    for chapter in QMD:
+        source = text(chapter)
+        for cell in CELL.findall(source):
+            opts = dict(OPTION.findall(cell))
+            if "label" in opts:
+                found.add(opts["label"].strip())
+        found |= set(SECTION.findall(source))
+    return found
+
+
+def test_every_listed_chapter_exists():
+    for chapter in CHAPTERS:
+        assert (ROOT / chapter).is_file(), chapter
+    for required in ("index.qmd", "references.bib", "README.md"):
+        assert (ROOT / required).is_file()
+
+
+def test_figure_and_table_cells_are_captioned_and_referenced():
+    all_prose = " ".join(prose(text(c)) for c in QMD)
+    referenced = set(REF.findall(all_prose))
+    seen = []
+    for chapter in QMD:
+        for cell in CELL.findall(text(chapter)):
+            opts = dict(OPTION.findall(cell))
+            label = opts.get("label", "").strip()
+            kind = label.split("-")[0]
+            if kind in ("fig", "tbl"):
+                assert f"{kind}-cap" in opts, f"{label}: no {kind}-cap"
+                assert label in referenced, f"{label} is never referenced"
+                seen.append(label)
+    assert len(seen) == len(set(seen)), "duplicate labels"
+    assert len(seen) >= 10
+
+
+def test_every_reference_has_a_label():
+    known = labels()
+    for chapter in QMD:
+        for ref in REF.findall(prose(text(chapter))):
+            assert ref in known, f"{chapter}: @{ref} has no label"
+
+
+def test_every_citation_is_in_references_bib():
+    bib = (ROOT / "references.bib").read_text()
+    keys = set(re.findall(r"@\w+\{([^,]+),", bib))
+    cited = set()
+    for chapter in QMD:
+        cited |= set(CITE.findall(prose(text(chapter))))
+    assert cited, "no citations found"
+    assert cited <= keys, f"not in references.bib: {cited - keys}"
+    assert len(cited) >= 8
+
+
+def test_stored_results_cover_the_plan():
+    data = real_data_or_skip()
+    store = Store()
+    for cfg in plan.book():
+        key = make_key(asdict(cfg.resolved()), data.fingerprint)
+        assert store.status(cfg.name, key) == "valid", (
+            f"{cfg.name}: stored result is {store.status(cfg.name, key)}; "
+            "run `python -m aecore train-all` and commit results/")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chapter", QMD)
+def test_chapter_executes(chapter, monkeypatch):
+    real_data_or_skip()
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells(text(chapter))]
+    assert nb.cells or chapter == "references.qmd"
+    client = NotebookClient(nb, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(ROOT)}})
+    client.execute()   # raises CellExecutionError with the traceback
