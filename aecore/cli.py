@@ -6,12 +6,14 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import asdict
 
 from . import data as fmnist
 from . import models, plan
+from .classifier import load_or_train as reference
 from .errors import AecoreError
-from .results import Store
-from .runs import load_or_train
+from .results import Store, make_key
+from .runs import Run, load_or_train
 from .train import TrainConfig, evaluate, pick_device
 
 
@@ -111,17 +113,20 @@ def log(line):
     print(line, flush=True)
 
 
+PROGRESS = sys.stderr.isatty()   # a bar in a terminal, none in logs
+
+
 def cmd_train(args):
     cfg = config_from(args)
     store = Store(args.results)
     data = fmnist.load(args.data)
     if args.force:
         from .train import fit
-        record = fit(cfg, data, store, args.device, progress=True, log=log)
+        record = fit(cfg, data, store, args.device, progress=PROGRESS, log=log)
         run_test = record["test"]
     else:
         run = load_or_train(cfg, data, store, args.device, log=log,
-                            progress=True)
+                            progress=PROGRESS)
         run_test = run.test
     print(f"{cfg.name}: test " + ", ".join(
         f"{k} {v:.5g}" for k, v in run_test.items()))
@@ -135,7 +140,8 @@ def cmd_train_all(args):
     start = time.perf_counter()
     for i, cfg in enumerate(configs, 1):
         log(f"[{i}/{len(configs)}] {cfg.name}")
-        load_or_train(cfg, data, store, args.device, log=log, progress=True)
+        load_or_train(cfg, data, store, args.device, log=log,
+                      progress=PROGRESS)
     print(f"plan {args.plan!r}: {len(configs)} runs, "
           f"{time.perf_counter() - start:.0f} s in total")
 
@@ -144,10 +150,15 @@ def cmd_evaluate(args):
     cfg = config_from(args)
     store = Store(args.results)
     data = fmnist.load(args.data)
-    run = load_or_train(cfg, data, store, args.device, log=log,
-                        progress=True)
+    key = make_key(asdict(cfg), data.fingerprint)
+    record = store.load(cfg.name, key)
+    if record is None:
+        raise AecoreError(f"{cfg.name}: no valid stored result "
+                          f"({store.status(cfg.name, key)}); train it "
+                          "first with `python -m aecore train` and the "
+                          "same options")
+    run = Run(record, store)
     device = pick_device(args.device)
-    from .classifier import load_or_train as reference
     clf = reference(data, store, device)
     test = evaluate(run.model(device), data.test.to(device), clf,
                     cfg.beta)

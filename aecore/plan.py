@@ -12,7 +12,7 @@ from .errors import ConfigError
 from .train import TrainConfig
 
 SEEDS = (0, 1, 2)
-EPOCHS = 20
+EPOCHS = 30
 ARCHS = ("shallow", "deep", "conv")          # the three compared designs
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu")  # deep-MLP study
 CODE_SIZES = (2, 8, 16, 32, 64, 128)         # conv code-size study
@@ -35,7 +35,10 @@ def code_size_runs(epochs=CODE_SIZE_EPOCHS) -> dict[int, TrainConfig]:
             for z in CODE_SIZES}
 
 
-def vae_run(epochs=EPOCHS) -> TrainConfig:
+VAE_EPOCHS = 20                              # for sampling, not the race
+
+
+def vae_run(epochs=VAE_EPOCHS) -> TrainConfig:
     return TrainConfig(arch="vae", epochs=epochs)
 
 

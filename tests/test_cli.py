@@ -62,6 +62,10 @@ def test_missing_data_is_one_clear_error(args, tmp_path):
 
 
 def test_train_writes_results(synthetic_root, tmp_path):
+    early = cli("evaluate", "--arch", "shallow", "--data",
+                str(synthetic_root), "--results", str(tmp_path))
+    assert early.returncode == 1
+    assert "no valid stored result (missing)" in early.stderr
     res = cli("train", "--arch", "shallow", "--epochs", "2",
               "--batch-size", "64", "--data", str(synthetic_root),
               "--results", str(tmp_path), "--device", "cpu")
