@@ -32,6 +32,7 @@ import math
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -394,6 +395,51 @@ def time_to_quality_all(data, device, s: Settings) -> dict:
             "note": NOTES["time_to_quality"], "archs": out}
 
 
+# -- 5. what the process settings buy ---------------------------------------
+
+PROBE_ARCH = "conv"
+
+
+def probe(steps: int, channels_last: bool) -> float:
+    """Seconds per step of the conv model at the default batch size, in
+    this process (whose allocator setting came from the environment)."""
+    X = torch.randn(DEFAULTS.batch_size, 1, 28, 28).clamp(-1, 1)
+    model, opt = new_model(PROBE_ARCH, torch.device("cpu"))
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        X = X.contiguous(memory_format=torch.channels_last)
+    for _ in range(3):
+        train_step(model, opt, X)
+    start = time.perf_counter()
+    for _ in range(steps):
+        train_step(model, opt, X)
+    return (time.perf_counter() - start) / steps
+
+
+def settings_effect(s: Settings) -> dict:
+    """Conv seconds per epoch with the allocator tuning off and on, and
+    with channels-last memory off and on; each in a fresh process, since
+    the allocator is set once per process."""
+    steps = 3 if s.smoke else 40
+    batches = math.ceil(IMAGES_PER_EPOCH / DEFAULTS.batch_size)
+    out = {}
+    for tuned in ("0", "1"):
+        for cl in (False, True):
+            code = ("import sys, aecore.bench as b; "
+                    f"print(b.probe({steps}, {cl}))")
+            env = {**os.environ, "AECORE_MALLOC_TUNING": tuned}
+            done = subprocess.run([sys.executable, "-c", code], env=env,
+                                  capture_output=True, text=True,
+                                  check=True)
+            key = (f"malloc_tuning={'on' if tuned == '1' else 'off'}, "
+                   f"channels_last={'on' if cl else 'off'}")
+            out[key] = float(done.stdout.split()[-1]) * batches
+    log("settings: " + ", ".join(f"{k}: {v:.2f} s/epoch"
+                                 for k, v in out.items()))
+    return {"arch": PROBE_ARCH, "batch_size": DEFAULTS.batch_size,
+            "steps": steps, "s_per_epoch": out}
+
+
 # -- the whole run -----------------------------------------------------------
 
 def run(data, root, device: torch.device, s: Settings) -> dict:
@@ -407,6 +453,8 @@ def run(data, root, device: torch.device, s: Settings) -> dict:
                                  result["ceiling"]["gflops"])
     result["archs"], result["data_only"] = per_arch, data_only
     result["time_to_quality"] = time_to_quality_all(data, device, s)
+    if device.type == "cpu":
+        result["settings_effect"] = settings_effect(s)
     return result
 
 
@@ -543,7 +591,17 @@ def report(result: dict) -> str:
         ceiling_line(result), "",
         speed_caption(result), fixed_width(speed_rows(result)), "",
         quality_caption(result), fixed_width(quality_rows(result)),
+        "", *settings_lines(result),
     ])
+
+
+def settings_lines(result: dict) -> list[str]:
+    effect = result.get("settings_effect")
+    if not effect:
+        return []
+    return [f"{effect['arch']} at batch {effect['batch_size']}, s/epoch: "
+            + "; ".join(f"{k}: {v:.2f}"
+                        for k, v in effect["s_per_epoch"].items())]
 
 
 def table(result: dict) -> str:

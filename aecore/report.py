@@ -14,6 +14,7 @@ from .runs import Run, load_or_train
 
 LABELS = {"shallow": "Shallow MLP", "deep": "Deep MLP",
           "conv": "Conv AE", "vae": "Conv VAE"}
+MSE_AIM = 0.0045   # the project's target test MSE at code size 64
 METRIC_NAMES = {
     "mse": "MSE", "psnr": "PSNR (dB)", "pixel_acc": "pixel acc.",
     "recog_acc": "recognition acc.",

@@ -82,6 +82,7 @@ def _atomic_write_bytes(path: Path, payload: bytes) -> None:
             f.write(payload)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)          # mkstemp creates files private
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -34,7 +34,12 @@ def seconds_values(obj, path=""):
     which explain those keys in words, left out)."""
     if isinstance(obj, dict) and path != "/notes":
         for key, value in obj.items():
-            if "seconds" in key or key.startswith("s_per_epoch"):
+            if isinstance(value, dict):
+                yield from seconds_values(value, f"{path}/{key}*"
+                                          if key.startswith("s_per_epoch")
+                                          else f"{path}/{key}")
+            elif ("seconds" in key or key.startswith("s_per_epoch")
+                  or path.endswith("*")):
                 yield from ((f"{path}/{key}", v) for v in
                             (value if isinstance(value, list) else [value]))
             else:
@@ -80,3 +85,9 @@ def test_markdown_table_names_every_architecture(smoke):
 def test_report_prints_as_fixed_width(smoke):
     text = bench.report(smoke)
     assert "matmul ceiling" in text and "data only" in text
+    assert "malloc_tuning=off, channels_last=off" in text
+
+
+def test_settings_effect_measures_four_processes(smoke):
+    effect = smoke["settings_effect"]["s_per_epoch"]
+    assert len(effect) == 4 and all(v > 0 for v in effect.values())
