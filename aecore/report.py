@@ -4,12 +4,14 @@ Markdown tables. Loading never trains when valid results are stored."""
 from __future__ import annotations
 
 import statistics
+from functools import cached_property
 
 from IPython.display import Markdown
 
 from . import data as fmnist
 from . import plan
 from .classifier import load_or_train as load_classifier
+from .results import Store
 from .runs import Run, load_or_train
 
 LABELS = {"shallow": "Shallow MLP", "deep": "Deep MLP",
@@ -26,15 +28,14 @@ class Book:
 
     def __init__(self, root=None, results=None, log=print):
         self.data = fmnist.load(root)
-        self.results = results
+        self.store = Store(results)
         self.log = log
         self._cache: dict[str, Run] = {}
 
     def run(self, cfg) -> Run:
         if cfg.name not in self._cache:
-            from .results import Store
             self._cache[cfg.name] = load_or_train(
-                cfg, self.data, Store(self.results), log=self.log)
+                cfg, self.data, self.store, log=self.log)
         return self._cache[cfg.name]
 
     def main(self) -> dict[str, list[Run]]:
@@ -51,9 +52,13 @@ class Book:
     def vae(self) -> Run:
         return self.run(plan.vae_run())
 
+    @cached_property
+    def _classifier(self):
+        return load_classifier(self.data, self.store)
+
     def classifier(self):
-        from .results import Store
-        return load_classifier(self.data, Store(self.results))
+        """The frozen reference classifier (trained once if missing)."""
+        return self._classifier
 
 
 def mean_std(values) -> tuple[float, float]:
