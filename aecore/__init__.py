@@ -27,14 +27,16 @@ def __getattr__(name):   # heavy, optional modules load on first use
 
 
 def setup(seed: int = 0):
-    """The one call at the top of every chapter: seed, plot style, and a
-    quiet environment (no progress bars inside executed documents)."""
+    """The one call at the top of every chapter: seed and plot style.
+
+    Progress bars stay off in chapters: only the CLI turns them on, and
+    only when it writes to a terminal."""
     import matplotlib as mpl
     import torch
 
     torch.manual_seed(seed)
-    mpl.rcParams.update({
-        "figure.dpi": 110, "savefig.dpi": 150, "font.size": 10,
+    mpl.rcParams.update({   # sizes and dpi come from _quarto.yml
+        "font.size": 10,
         "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
         "axes.spines.right": False, "legend.frameon": False,
         "image.cmap": "gray_r",
