@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import asdict
@@ -133,16 +134,23 @@ def cmd_train(args):
     print(f"stored in {store.folder(cfg.name)}")
 
 
+def status(store, cfg, data) -> str:
+    return store.status(cfg.name, make_key(asdict(cfg.resolved()),
+                                           data.fingerprint))
+
+
 def cmd_train_all(args):
     store = Store(args.results)
     data = fmnist.load(args.data)
     configs = plan.get(args.plan)
+    todo = [c for c in configs if status(store, c, data) != "valid"]
     start = time.perf_counter()
     for i, cfg in enumerate(configs, 1):
         log(f"[{i}/{len(configs)}] {cfg.name}")
         load_or_train(cfg, data, store, args.device, log=log,
                       progress=PROGRESS)
-    print(f"plan {args.plan!r}: {len(configs)} runs, "
+    print(f"plan {args.plan!r}: {len(configs)} runs, {len(todo)} trained "
+          f"now, {len(configs) - len(todo)} valid stored results; "
           f"{time.perf_counter() - start:.0f} s in total")
 
 
@@ -168,12 +176,8 @@ def cmd_evaluate(args):
 def cmd_list(args):
     store = Store(args.results)
     data = fmnist.load(args.data)
-    from dataclasses import asdict
-
-    from .results import make_key
     for cfg in plan.get(args.plan):
-        key = make_key(asdict(cfg.resolved()), data.fingerprint)
-        print(f"{store.status(cfg.name, key):8s} {cfg.name}")
+        print(f"{status(store, cfg, data):8s} {cfg.name}")
 
 
 def cmd_bench(args):
@@ -192,6 +196,9 @@ def main(argv=None) -> int:
     except AecoreError as exc:
         print(f"aecore: error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:            # e.g. `python -m aecore list | head`
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except KeyboardInterrupt:
         print("aecore: interrupted; completed epochs are checkpointed and "
               "the next run resumes from them", file=sys.stderr)
