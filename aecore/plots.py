@@ -18,6 +18,15 @@ def to_image(x: torch.Tensor) -> np.ndarray:
     return (x.detach().cpu().squeeze(0).clamp(-1, 1) * 0.5 + 0.5).numpy()
 
 
+def _bare(ax):
+    """An image axis: no ticks, grid or frame (labels stay)."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.grid(False)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
 def gallery(split, per_class=8):
     """`per_class` examples of every class, one row per class."""
     fig, axes = plt.subplots(10, per_class, figsize=(per_class * 0.8, 8.4))
@@ -26,9 +35,7 @@ def gallery(split, per_class=8):
         for j, i in enumerate(idx):
             ax = axes[c, j]
             ax.imshow(to_image(split.X[i]), cmap="gray_r", vmin=0, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.grid(False)
+            _bare(ax)
         axes[c, 0].set_ylabel(CLASSES[c], rotation=0, ha="right",
                               va="center", fontsize=8)
     fig.subplots_adjust(wspace=0.05, hspace=0.05)
@@ -75,31 +82,38 @@ def compare(curves: dict[str, list], key="val_mse", ylabel=None,
     return fig
 
 
-def pairs(X, X_hat, y, y_pred, errors=True):
-    """Columns of (input, output[, error map]) with labels."""
-    rows = 3 if errors else 2
+def pairs(X, X_hat, y, y_pred, errors=True, ncols=10):
+    """Blocks of (input, output[, |error|]) rows, `ncols` images wide, with
+    the true label over each input and the classifier's over each output."""
+    per = 3 if errors else 2
     n = len(X)
-    fig, axes = plt.subplots(rows, n, figsize=(n * 0.95, rows * 1.15 + 0.4))
+    blocks = (n + ncols - 1) // ncols
+    fig, axes = plt.subplots(per * blocks, ncols, squeeze=False,
+                             figsize=(ncols * 0.95, blocks * per * 1.15))
+    for ax in axes.flat:
+        _bare(ax)
     for j in range(n):
-        err = (X_hat[j] - X[j]).abs().squeeze(0) / 2
-        panels = [to_image(X[j]), to_image(X_hat[j])]
+        block, col = divmod(j, ncols)
+        top = block * per
+        err = ((X_hat[j] - X[j]).abs().squeeze(0) / 2).cpu().numpy()
+        axes[top, col].imshow(to_image(X[j]), cmap="gray_r", vmin=0,
+                              vmax=1)
+        axes[top + 1, col].imshow(to_image(X_hat[j]), cmap="gray_r",
+                                  vmin=0, vmax=1)
         if errors:
-            panels.append(err.cpu().numpy())
-        for i, img in enumerate(panels):
-            ax = axes[i, j]
-            if i == 2:
-                ax.imshow(img, cmap="magma", vmin=0, vmax=0.5)
-            else:
-                ax.imshow(img, cmap="gray_r", vmin=0, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.grid(False)
-        axes[0, j].set_title(CLASSES[y[j]], fontsize=7)
-        ok = "" if y_pred[j] == y[j] else " ✗"
-        axes[1, j].set_title(CLASSES[y_pred[j]] + ok, fontsize=7,
-                             color="black" if not ok else "C3")
-    for i, name in enumerate(["input", "output", "|error|"][:rows]):
-        axes[i, 0].set_ylabel(name, fontsize=8)
+            axes[top + 2, col].imshow(err, cmap="magma", vmin=0, vmax=0.5)
+        axes[top, col].set_title(CLASSES[y[j]], fontsize=7)
+        wrong = y_pred[j] != y[j]
+        axes[top + 1, col].set_title(
+            CLASSES[y_pred[j]] + (" ✗" if wrong else ""), fontsize=7,
+            color="C3" if wrong else "black")
+    for j in range(n, blocks * ncols):          # empty places
+        block, col = divmod(j, ncols)
+        for i in range(per):
+            axes[block * per + i, col].axis("off")
+    for block in range(blocks):
+        for i, name in enumerate(["input", "output", "|error|"][:per]):
+            axes[block * per + i, 0].set_ylabel(name, fontsize=8)
     fig.subplots_adjust(wspace=0.05, hspace=0.35)
     return fig
 
@@ -111,9 +125,7 @@ def grid(images, titles=None, ncols=10):
     fig, axes = plt.subplots(nrows, ncols, squeeze=False,
                              figsize=(ncols * 0.95, nrows * 1.15))
     for k, ax in enumerate(axes.flat):
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.grid(False)
+        _bare(ax)
         if k >= n:
             ax.axis("off")
             continue
