@@ -3,7 +3,7 @@
 Everything is measured on the same machine in the same process:
 
 1. the hardware and software it ran on;
-2. a ceiling: the median GFLOP/s of a square fp32 matrix product;
+2. a ceiling: the best GFLOP/s of a square fp32 matrix product;
 3. for every architecture, one full training epoch through
    * the seed pipeline: the assignment's torchvision `DataLoader`
      (`ToTensor` + `Normalize`, batch 64), as `data.seed_loader` builds it,
@@ -81,7 +81,7 @@ class Settings:
     repeats: int = 3
     max_images: int | None = None   # None: whole training set
     matmul_size: int = 2048
-    matmul_repeats: int = 5
+    matmul_repeats: int = 9
     matmul_min_s: float = 0.25      # least time of one matmul measurement
     ttq_cap_s: float = 180.0
     smoke: bool = False
@@ -148,7 +148,7 @@ def hardware(device: torch.device) -> dict:
 # -- 2. matmul ceiling -------------------------------------------------------
 
 def matmul_ceiling(device: torch.device, s: Settings) -> dict:
-    """Median GFLOP/s of `a @ b`, square fp32, after warm-up."""
+    """Best GFLOP/s of `a @ b` over repeats, square fp32, after warm-up."""
     n = s.matmul_size
     g = torch.Generator().manual_seed(SEED)
     a = torch.randn(n, n, generator=g).to(device)
@@ -166,8 +166,10 @@ def matmul_ceiling(device: torch.device, s: Settings) -> dict:
     iters = max(1, math.ceil(s.matmul_min_s / timed(1)))
     rates = [2 * n**3 * iters / timed(iters) / 1e9
              for _ in range(s.matmul_repeats)]
+    # The ceiling is the best repeat: what the machine can do, not what it
+    # did on average while something else was running.
     return {"size": n, "iters": iters, "repeats": s.matmul_repeats,
-            "gflops": statistics.median(rates),
+            "gflops": max(rates), "gflops_median": statistics.median(rates),
             "gflops_min": min(rates), "gflops_max": max(rates)}
 
 
@@ -215,7 +217,7 @@ def train_step(model, opt, X) -> torch.Tensor:
 def new_model(arch: str, device):
     torch.manual_seed(SEED)
     model = models.build(arch).to(device)
-    return model, torch.optim.Adam(model.parameters(), lr=DEFAULTS.lr)
+    return model, trainer.make_optimizer(model, DEFAULTS.lr, device)
 
 
 def warm_up(arch: str, X: torch.Tensor, device, steps=3) -> None:
@@ -346,7 +348,7 @@ def time_to_quality(arch, data, device, s: Settings) -> dict:
     X = data.train.X[:s.max_images]
     torch.manual_seed(cfg.seed)
     model = models.build(arch, cfg.code_size, cfg.activation).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    opt = trainer.make_optimizer(model, cfg.lr, device)
     per_epoch = math.ceil(len(X) / cfg.batch_size)
     total_steps = cfg.epochs * per_epoch
     sched = torch.optim.lr_scheduler.OneCycleLR(
@@ -579,8 +581,8 @@ def hardware_line(result: dict) -> str:
 def ceiling_line(result: dict) -> str:
     c = result["ceiling"]
     return (f"matmul ceiling: {c['size']}x{c['size']} fp32, "
-            f"{c['gflops']:.1f} GFLOP/s (median of {c['repeats']}, "
-            f"{c['gflops_min']:.1f}-{c['gflops_max']:.1f})")
+            f"{c['gflops']:.1f} GFLOP/s (best of {c['repeats']}; median "
+            f"{c['gflops_median']:.1f}, min {c['gflops_min']:.1f})")
 
 
 def report(result: dict) -> str:

