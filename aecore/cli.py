@@ -7,15 +7,14 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict
 
 from . import data as fmnist
-from . import models, plan
+from . import models, plan, runs
 from .classifier import load_or_train as reference
 from .errors import AecoreError
-from .results import Store, make_key
-from .runs import Run, load_or_train
-from .train import TrainConfig, evaluate, pick_device
+from .results import Store
+from .runs import load_or_train
+from .train import TrainConfig, evaluate, fit, pick_device
 
 
 class Parser(argparse.ArgumentParser):
@@ -122,8 +121,8 @@ def cmd_train(args):
     store = Store(args.results)
     data = fmnist.load(args.data)
     if args.force:
-        from .train import fit
-        record = fit(cfg, data, store, args.device, progress=PROGRESS, log=log)
+        record = fit(cfg, data, store, args.device, progress=PROGRESS,
+                     log=log)
         run_test = record["test"]
     else:
         run = load_or_train(cfg, data, store, args.device, log=log,
@@ -134,16 +133,11 @@ def cmd_train(args):
     print(f"stored in {store.folder(cfg.name)}")
 
 
-def status(store, cfg, data) -> str:
-    return store.status(cfg.name, make_key(asdict(cfg.resolved()),
-                                           data.fingerprint))
-
-
 def cmd_train_all(args):
     store = Store(args.results)
     data = fmnist.load(args.data)
     configs = plan.get(args.plan)
-    todo = [c for c in configs if status(store, c, data) != "valid"]
+    todo = [c for c in configs if runs.status(c, data, store) != "valid"]
     start = time.perf_counter()
     for i, cfg in enumerate(configs, 1):
         log(f"[{i}/{len(configs)}] {cfg.name}")
@@ -158,14 +152,12 @@ def cmd_evaluate(args):
     cfg = config_from(args)
     store = Store(args.results)
     data = fmnist.load(args.data)
-    key = make_key(asdict(cfg), data.fingerprint)
-    record = store.load(cfg.name, key)
-    if record is None:
+    run = runs.stored(cfg, data, store)
+    if run is None:
         raise AecoreError(f"{cfg.name}: no valid stored result "
-                          f"({store.status(cfg.name, key)}); train it "
+                          f"({runs.status(cfg, data, store)}); train it "
                           "first with `python -m aecore train` and the "
                           "same options")
-    run = Run(record, store)
     device = pick_device(args.device)
     clf = reference(data, store, device)
     test = evaluate(run.model(device), data.test.to(device), clf,
@@ -177,7 +169,7 @@ def cmd_list(args):
     store = Store(args.results)
     data = fmnist.load(args.data)
     for cfg in plan.get(args.plan):
-        print(f"{status(store, cfg, data):8s} {cfg.name}")
+        print(f"{runs.status(cfg, data, store):8s} {cfg.name}")
 
 
 def cmd_bench(args):

@@ -36,17 +36,32 @@ class Run:
         return f"Run({self.name}, test mse {self.test['mse']:.5f})"
 
 
+def key(cfg: TrainConfig, data) -> str:
+    """The key a valid stored result for `cfg` on `data` carries."""
+    return make_key(asdict(cfg.resolved()), data.fingerprint)
+
+
+def status(cfg: TrainConfig, data, store: Store) -> str:
+    """'valid', 'missing', 'stale' or 'damaged' (see `Store.status`)."""
+    return store.status(cfg.name, key(cfg, data))
+
+
+def stored(cfg: TrainConfig, data, store: Store) -> Run | None:
+    """The valid stored result for `cfg`, or None."""
+    record = store.load(cfg.name, key(cfg, data))
+    return None if record is None else Run(record, store)
+
+
 def load_or_train(cfg: TrainConfig, data=None, store=None, device=None,
                   log=None, progress=False) -> Run:
     """The stored result for `cfg` if valid, else train it now."""
     cfg = cfg.resolved()
     store = store or Store()
     data = data or fmnist.load()
-    key = make_key(asdict(cfg), data.fingerprint)
-    record = store.load(cfg.name, key)
-    if record is None:
+    run = stored(cfg, data, store)
+    if run is None:
         if log:
-            log(f"{cfg.name}: {store.status(cfg.name, key)} result, training")
-        record = trainer.fit(cfg, data, store, device, progress=progress,
-                             log=log)
-    return Run(record, store)
+            log(f"{cfg.name}: {status(cfg, data, store)} result, training")
+        run = Run(trainer.fit(cfg, data, store, device, progress=progress,
+                              log=log), store)
+    return run

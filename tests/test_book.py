@@ -10,7 +10,6 @@ does. They read the committed results and the real data (AECORE_DATA).
 from __future__ import annotations
 
 import re
-from dataclasses import asdict
 from pathlib import Path
 
 import nbformat
@@ -19,8 +18,8 @@ import yaml
 from conftest import real_data_or_skip
 from nbclient import NotebookClient
 
-from aecore import plan
-from aecore.results import Store, make_key
+from aecore import plan, runs
+from aecore.results import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "_quarto.yml").read_text())
@@ -112,9 +111,9 @@ def test_stored_results_cover_the_plan():
     data = real_data_or_skip()
     store = Store()
     for cfg in plan.book():
-        key = make_key(asdict(cfg.resolved()), data.fingerprint)
-        assert store.status(cfg.name, key) == "valid", (
-            f"{cfg.name}: stored result is {store.status(cfg.name, key)}; "
+        state = runs.status(cfg, data, store)
+        assert state == "valid", (
+            f"{cfg.name}: stored result is {state}; "
             "run `python -m aecore train-all` and commit results/")
 
 
