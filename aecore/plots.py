@@ -1,4 +1,9 @@
-"""The book's figures. Each function draws one figure and returns it."""
+"""The book's figures. Each function draws one figure and returns it.
+
+Figures are drawn at the size they are printed (at most 6.5 in wide, the
+text width of the PDF), so 8-9 pt text stays 8-9 pt on the page. Images
+use an inverted grey scale (dark = bright pixel), as every caption says.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,13 @@ import torch
 
 from .data import CLASSES
 
-PANELS = (("loss", "loss (training objective)"),
+WIDTH = 6.5          # inches: the PDF's text width
+SHORT = ("T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+         "Shirt", "Sneaker", "Bag", "Boot")   # class names for 7 pt titles
+PANELS = (("mse", "loss: MSE, [0, 1] scale"),
           ("pixel_acc", "pixel accuracy"),
           ("recog_acc", "recognition accuracy"))
+ERROR_MAX = 0.5      # colour scale of |error| maps, [0, 1] pixel scale
 
 
 def to_image(x: torch.Tensor) -> np.ndarray:
@@ -27,50 +36,82 @@ def _bare(ax):
         spine.set_visible(False)
 
 
+def _show(ax, x):
+    ax.imshow(to_image(x), cmap="gray_r", vmin=0, vmax=1)
+
+
 def gallery(split, per_class=8):
     """`per_class` examples of every class, one row per class."""
-    fig, axes = plt.subplots(10, per_class, figsize=(per_class * 0.8, 8.4))
+    fig, axes = plt.subplots(10, per_class,
+                             figsize=(1.3 + per_class * 0.55, 5.8))
     for c in range(10):
         idx = (split.y == c).nonzero().flatten()[:per_class]
         for j, i in enumerate(idx):
-            ax = axes[c, j]
-            ax.imshow(to_image(split.X[i]), cmap="gray_r", vmin=0, vmax=1)
-            _bare(ax)
+            _show(axes[c, j], split.X[i])
+            _bare(axes[c, j])
         axes[c, 0].set_ylabel(CLASSES[c], rotation=0, ha="right",
                               va="center", fontsize=8)
-    fig.subplots_adjust(wspace=0.05, hspace=0.05)
+    fig.subplots_adjust(wspace=0.05, hspace=0.05, left=0.2, right=0.99,
+                        top=0.99, bottom=0.01)
     return fig
 
 
-def history(runs, title=None):
-    """Loss, pixel and recognition accuracy per epoch, training vs
-    validation: the mean over seeds, with the range as a band."""
-    fig, axes = plt.subplots(1, 3, figsize=(10, 3))
+def curves(runs, split, key) -> np.ndarray:
+    """(seeds, epochs) array of one recorded quantity."""
+    return np.array([r.curve(f"{split}_{key}") for r in runs])
+
+
+def history_limits(groups) -> dict[str, tuple[float, float]]:
+    """Shared y-limits for every panel over several groups of runs, so
+    that figures drawn with them compare by eye."""
+    out = {}
+    for key, _ in PANELS:
+        values = np.concatenate([curves(runs, s, key).ravel()
+                                 for runs in groups
+                                 for s in ("train", "val")])
+        lo, hi = values.min(), values.max()
+        if key == "mse":
+            out[key] = (lo / 1.15, hi * 1.15)
+        else:
+            pad = 0.03 * (hi - lo)
+            out[key] = (lo - pad, min(1.0, hi + pad))
+    return out
+
+
+def history(runs, limits=None, title=None):
+    """Loss (MSE on the [0, 1] scale), pixel and recognition accuracy per
+    epoch, training subset vs validation: one thin line per seed, a thick
+    line for their mean. `limits` (from `history_limits`) fixes the y-axes
+    so several figures compare."""
+    fig, axes = plt.subplots(1, 3, figsize=(WIDTH, 2.5))
     for ax, (key, label) in zip(axes, PANELS):
         for split, color in (("train", "C0"), ("val", "C1")):
-            curves = np.array([r.curve(f"{split}_{key}") for r in runs])
-            epochs = np.arange(1, curves.shape[1] + 1)
-            ax.plot(epochs, curves.mean(0), color=color,
-                    label="training" if split == "train" else "validation")
-            if len(runs) > 1:
-                ax.fill_between(epochs, curves.min(0), curves.max(0),
-                                color=color, alpha=0.2, lw=0)
-        ax.set_title(label, fontsize=10)
-        ax.set_xlabel("epoch")
-        if key == "loss":
+            values = curves(runs, split, key)
+            epochs = np.arange(1, values.shape[1] + 1)
+            for seed_curve in values:
+                ax.plot(epochs, seed_curve, color=color, lw=0.6, alpha=0.6)
+            ax.plot(epochs, values.mean(0), color=color, lw=1.6,
+                    label="training subset" if split == "train"
+                    else "validation")
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.tick_params(labelsize=8)
+        if key == "mse":
             ax.set_yscale("log")
-    axes[0].legend()
+        if limits:
+            ax.set_ylim(*limits[key])
+    axes[1].legend(fontsize=8, loc="lower right")
     if title:
-        fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout(pad=0.4, w_pad=0.8)
     return fig
 
 
-def compare(curves: dict[str, list], key="val_mse", ylabel=None,
+def compare(groups: dict[str, list], key="val_mse", ylabel=None,
             log=True):
     """One validation curve per label (a list of runs: mean over seeds)."""
-    fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    for label, runs in curves.items():
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.0))
+    for label, runs in groups.items():
         values = np.array([r.curve(key) for r in runs]).mean(0)
         ax.plot(np.arange(1, len(values) + 1), values, label=label)
     ax.set_xlabel("epoch")
@@ -84,29 +125,33 @@ def compare(curves: dict[str, list], key="val_mse", ylabel=None,
 
 def pairs(X, X_hat, y, y_pred, errors=True, ncols=10):
     """Blocks of (input, output[, |error|]) rows, `ncols` images wide, with
-    the true label over each input and the classifier's over each output."""
+    the true label over each input and the classifier's over each output
+    (red and marked "x" where it differs). Error maps share one colour
+    scale, 0 to ERROR_MAX on the [0, 1] pixel scale, with a colour bar."""
     per = 3 if errors else 2
     n = len(X)
     blocks = (n + ncols - 1) // ncols
+    cell = (WIDTH - 0.9) / ncols
     fig, axes = plt.subplots(per * blocks, ncols, squeeze=False,
-                             figsize=(ncols * 0.95, blocks * per * 1.15))
+                             figsize=(WIDTH, blocks * per * cell * 1.28))
     for ax in axes.flat:
         _bare(ax)
+    err_image = None
     for j in range(n):
         block, col = divmod(j, ncols)
         top = block * per
-        err = ((X_hat[j] - X[j]).abs().squeeze(0) / 2).cpu().numpy()
-        axes[top, col].imshow(to_image(X[j]), cmap="gray_r", vmin=0,
-                              vmax=1)
-        axes[top + 1, col].imshow(to_image(X_hat[j]), cmap="gray_r",
-                                  vmin=0, vmax=1)
+        _show(axes[top, col], X[j])
+        _show(axes[top + 1, col], X_hat[j])
         if errors:
-            axes[top + 2, col].imshow(err, cmap="magma", vmin=0, vmax=0.5)
-        axes[top, col].set_title(CLASSES[y[j]], fontsize=7)
+            err = ((X_hat[j] - X[j]).abs().squeeze(0) / 2).cpu().numpy()
+            err_image = axes[top + 2, col].imshow(
+                err, cmap="magma", vmin=0, vmax=ERROR_MAX)
+        axes[top, col].set_title(SHORT[y[j]], fontsize=7, pad=2)
         wrong = y_pred[j] != y[j]
         axes[top + 1, col].set_title(
-            CLASSES[y_pred[j]] + (" ✗" if wrong else ""), fontsize=7,
-            color="C3" if wrong else "black")
+            SHORT[y_pred[j]] + (" x" if wrong else ""), fontsize=7, pad=2,
+            color="C3" if wrong else "black",
+            fontweight="bold" if wrong else "normal")
     for j in range(n, blocks * ncols):          # empty places
         block, col = divmod(j, ncols)
         for i in range(per):
@@ -114,23 +159,60 @@ def pairs(X, X_hat, y, y_pred, errors=True, ncols=10):
     for block in range(blocks):
         for i, name in enumerate(["input", "output", "|error|"][:per]):
             axes[block * per + i, 0].set_ylabel(name, fontsize=8)
-    fig.subplots_adjust(wspace=0.05, hspace=0.35)
+    fig.subplots_adjust(wspace=0.06, hspace=0.32, left=0.07, right=0.86,
+                        top=0.95, bottom=0.02)
+    if err_image is not None:
+        bar = fig.add_axes([0.88, 0.1, 0.018, 0.8])
+        cb = fig.colorbar(err_image, cax=bar)
+        cb.set_label("|error|, [0, 1] scale", fontsize=8)
+        cb.ax.tick_params(labelsize=7)
     return fig
 
 
 def grid(images, titles=None, ncols=10):
-    """Images in a grid with optional titles."""
+    """Images in a grid with optional titles (7 pt)."""
     n = len(images)
     nrows = (n + ncols - 1) // ncols
+    cell = WIDTH / ncols
     fig, axes = plt.subplots(nrows, ncols, squeeze=False,
-                             figsize=(ncols * 0.95, nrows * 1.15))
+                             figsize=(WIDTH, nrows * cell * 1.45))
     for k, ax in enumerate(axes.flat):
         _bare(ax)
         if k >= n:
             ax.axis("off")
             continue
-        ax.imshow(to_image(images[k]), cmap="gray_r", vmin=0, vmax=1)
+        _show(ax, images[k])
         if titles is not None:
-            ax.set_title(titles[k], fontsize=7)
-    fig.subplots_adjust(wspace=0.05, hspace=0.35)
+            ax.set_title(titles[k], fontsize=7, pad=2)
+    fig.subplots_adjust(wspace=0.06, hspace=0.45, left=0.01, right=0.99,
+                        top=0.93, bottom=0.01)
+    return fig
+
+
+def interpolation(rows: dict[str, torch.Tensor], start, end,
+                  start_label="", end_label=""):
+    """One row per model: the start image, the decoded frames of the
+    straight line between the two codes, and the end image."""
+    n = len(next(iter(rows.values())))
+    ncols = n + 2
+    cell = (WIDTH - 0.8) / ncols
+    fig, axes = plt.subplots(len(rows), ncols, squeeze=False,
+                             figsize=(WIDTH, len(rows) * cell * 1.35 + 0.2))
+    for r, (label, frames) in enumerate(rows.items()):
+        row = [start, *frames, end]
+        for c, (ax, x) in enumerate(zip(axes[r], row)):
+            _bare(ax)
+            _show(ax, x)
+            if c in (0, ncols - 1):
+                for spine in ax.spines.values():
+                    spine.set_visible(True)
+                    spine.set_color("C0")
+        axes[r, 0].set_ylabel(label, fontsize=8)
+    axes[0, 0].set_title(start_label or "start", fontsize=7, pad=2)
+    axes[0, -1].set_title(end_label or "end", fontsize=7, pad=2)
+    for c in range(1, ncols - 1):
+        axes[0, c].set_title(f"t={(c - 1) / (n - 1):.2f}", fontsize=6,
+                             pad=2)
+    fig.subplots_adjust(wspace=0.05, hspace=0.1, left=0.1, right=0.99,
+                        top=0.85, bottom=0.02)
     return fig

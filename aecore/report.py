@@ -85,8 +85,30 @@ def test_summary(runs: list[Run]) -> dict:
     return out
 
 
-def markdown_table(header: list[str], rows: list[list]) -> Markdown:
+def markdown_table(header: list[str], rows: list[list],
+                   align: str | None = None) -> Markdown:
+    """A pipe table. `align` has one letter per column (l, r, c); by
+    default the first column is left-aligned and the others right-aligned.
+
+    In the PDF a short table is kept on one page: a raw LaTeX `needspace`
+    (ignored by HTML) asks for room for the whole table before it starts.
+    """
+    align = align or "l" + "r" * (len(header) - 1)
+    marks = {"l": ":---", "r": "---:", "c": ":---:"}
     lines = ["| " + " | ".join(header) + " |",
-             "|" + "|".join(["---"] * len(header)) + "|"]
+             "|" + "|".join(marks[a] for a in align) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return Markdown("\n".join(lines))
+    keep = ""
+    if len(rows) <= 25:
+        room = len(rows) + 6
+        keep = f"```{{=latex}}\n\\needspace{{{room}\\baselineskip}}\n```\n\n"
+    return Markdown(keep + "\n".join(lines))
+
+
+def source(*objects) -> Markdown:
+    """The source code of aecore functions or classes, read from the
+    package when the chapter runs (so it can never drift from the code
+    that produced the results), as a Python code block."""
+    import inspect
+    text = "\n".join(inspect.getsource(o) for o in objects)
+    return Markdown(f"```python\n{text.rstrip()}\n```")
