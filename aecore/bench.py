@@ -45,6 +45,7 @@ from torch.utils.data import DataLoader, RandomSampler, Subset
 from . import data as fmnist
 from . import metrics, models, perf
 from . import train as trainer
+from .errors import AecoreError
 from .results import atomic_save_json, code_version, results_root
 
 IMAGES_PER_EPOCH = 60_000   # the seed loader's epoch; every time scales to it
@@ -467,11 +468,27 @@ def output_path(args, device: torch.device) -> Path:
     return results_root(args.results) / "bench" / f"{name}.json"
 
 
+def check_output(out: Path) -> None:
+    """Fail in one line, before minutes of measuring, when the result
+    could not be written."""
+    if out.is_dir():
+        raise AecoreError(f"--out {out} is a folder; name a JSON file")
+    folder = out.parent
+    while not folder.exists():      # the nearest folder that exists
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise AecoreError(f"cannot write {out}: {folder} is not a "
+                          "writable folder")
+    if out.exists() and not os.access(out, os.W_OK):
+        raise AecoreError(f"cannot write {out}: permission denied")
+
+
 def main(args) -> dict:
     device = trainer.pick_device(args.device)
+    out = output_path(args, device)
+    check_output(out)
     data = fmnist.load(args.data, device)   # data errors before slow work
     result = run(data, args.data, device, Settings.from_args(args))
-    out = output_path(args, device)
     atomic_save_json(out, result)
     print(report(result))
     print(f"\nwritten to {out}")

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import math
 import os
 import sys
 import time
+
+import torch
 
 from . import data as fmnist
 from . import models, plan, runs
@@ -33,15 +37,85 @@ def positive_int(text):
     return value
 
 
-def positive_float(text):
+def _finite(text):
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(
+            f"must be a finite number, got {text}")
+    return value
+
+
+def positive_float(text):
+    value = _finite(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
     return value
+
+
+def nonnegative_float(text):
+    value = _finite(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+SEED_MAX = 2**32 - 1   # torch keeps the low 32 bits: larger seeds alias
+
+
+def seed_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an integer: {text!r}") from None
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(
+            f"must be between 0 and 2**32 - 1 = {SEED_MAX}, got {value}")
+    return value
+
+
+def devices_here() -> str:
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found.append(f"cuda (cuda:0 to cuda:{torch.cuda.device_count() - 1})")
+    if torch.backends.mps.is_available():
+        found.append("mps")
+    return "devices here: " + ", ".join(found) + ", or auto"
+
+
+def device_name(text):
+    """A device this machine can train on, checked before any work."""
+    if text == "auto":
+        return text
+    try:
+        dev = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"not a device: {text!r}; {devices_here()}") from None
+    if dev.type == "cpu":
+        return text
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: CUDA is not available on this machine "
+                f"(no NVIDIA GPU or driver, or a CPU-only PyTorch); "
+                f"{devices_here()}")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: no such GPU; {devices_here()}")
+        return text
+    if dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: Apple's MPS is not available on this machine; "
+                f"{devices_here()}")
+        return text
+    raise argparse.ArgumentTypeError(
+        f"{text!r} is not a device aecore can train on; {devices_here()}")
 
 
 def common(p):
@@ -49,8 +123,8 @@ def common(p):
                    "else ~/.pytorch/F_MNIST_data/)")
     p.add_argument("--results", help="results folder (default: "
                    "$AECORE_RESULTS, else results/ at the project root)")
-    p.add_argument("--device", default="auto",
-                   help="cpu, cuda, mps or auto (default)")
+    p.add_argument("--device", default="auto", type=device_name,
+                   help="cpu, cuda, cuda:N, mps or auto (default)")
 
 
 def run_options(p):
@@ -63,8 +137,9 @@ def run_options(p):
                    help="default: 64 (16 for the VAE)")
     p.add_argument("--activation", choices=list(models.ACTIVATIONS),
                    default=None, help="default: the architecture's own")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--beta", type=float, default=d.beta,
+    p.add_argument("--seed", type=seed_int, default=d.seed,
+                   help=f"0 to 2**32 - 1 (default {d.seed})")
+    p.add_argument("--beta", type=nonnegative_float, default=d.beta,
                    help="KL weight (VAE only)")
 
 
@@ -109,6 +184,42 @@ def build_parser():
     return parser
 
 
+class SafeStdout(io.TextIOBase):
+    """stdout that survives its reader going away (`... | head -1`):
+    after a broken pipe, output goes to /dev/null and the work goes on,
+    so a closed stdout never stops training or loses a result."""
+
+    def __init__(self, stream):
+        self.stream, self.broken = stream, False
+
+    def writable(self):
+        return True
+
+    def write(self, text):
+        if not self.broken:
+            try:
+                self.stream.write(text)
+            except BrokenPipeError:
+                self._detach()
+        return len(text)
+
+    def flush(self):
+        if not self.broken:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._detach()
+
+    def _detach(self):
+        self.broken = True
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, self.stream.fileno())   # quiet exit-time flush
+            os.close(null)
+        except (OSError, ValueError):
+            pass
+
+
 def log(line):
     print(line, flush=True)
 
@@ -119,6 +230,7 @@ PROGRESS = sys.stderr.isatty()   # a bar in a terminal, none in logs
 def cmd_train(args):
     cfg = config_from(args)
     store = Store(args.results)
+    runs.prepare(cfg, store)            # before data, classifier, epochs
     data = fmnist.load(args.data)
     if args.force:
         record = fit(cfg, data, store, args.device, progress=PROGRESS,
@@ -135,6 +247,7 @@ def cmd_train(args):
 
 def cmd_train_all(args):
     store = Store(args.results)
+    store.check_writable()
     data = fmnist.load(args.data)
     configs = plan.get(args.plan)
     todo = [c for c in configs if runs.status(c, data, store) != "valid"]
@@ -158,6 +271,12 @@ def cmd_evaluate(args):
                           f"({runs.status(cfg, data, store)}); train it "
                           "first with `python -m aecore train` and the "
                           "same options")
+    state, reason = runs.classifier_status(data, store)
+    if state != "valid":
+        raise AecoreError(
+            f"the reference classifier is {state} ({reason}); evaluate "
+            "never trains, so rebuild it first with `python -m aecore "
+            "train-all` (about 2 minutes), then evaluate again")
     device = pick_device(args.device)
     clf = reference(data, store, device)
     test = evaluate(run.model(device), data.test.to(device), clf,
@@ -168,8 +287,18 @@ def cmd_evaluate(args):
 def cmd_list(args):
     store = Store(args.results)
     data = fmnist.load(args.data)
-    for cfg in plan.get(args.plan):
-        print(f"{runs.status(cfg, data, store):8s} {cfg.name}")
+    entries = [("classifier", runs.classifier_status(data, store))]
+    entries += [(cfg.name, runs.diagnose(cfg, data, store))
+                for cfg in plan.get(args.plan)]
+    for name, (state, reason) in entries:
+        note = f"  ({reason})" if state == "damaged" else ""
+        record = store.read(name)
+        if state == "valid":
+            made = record.get("environment", {}).get("torch")
+            if made and made != torch.__version__:
+                note = (f"  (made with torch {made}; this is "
+                        f"{torch.__version__})")
+        print(f"{state:8s} {name}{note}")
 
 
 def cmd_bench(args):
@@ -183,16 +312,24 @@ COMMANDS = {"train": cmd_train, "train-all": cmd_train_all,
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    stdout = sys.stdout
+    sys.stdout = SafeStdout(stdout)
     try:
         COMMANDS[args.command](args)
     except AecoreError as exc:
         print(f"aecore: error: {exc}", file=sys.stderr)
         return 1
-    except BrokenPipeError:            # e.g. `python -m aecore list | head`
-        sys.stdout = open(os.devnull, "w")
-        return 0
     except KeyboardInterrupt:
-        print("aecore: interrupted; completed epochs are checkpointed and "
-              "the next run resumes from them", file=sys.stderr)
+        print("aecore: interrupted. Autoencoder runs resume from their "
+              "last completed epoch next time; an interrupted reference "
+              "classifier starts again (about 2 minutes).", file=sys.stderr)
         return 130
+    except OSError as exc:             # disk full, permissions, ...
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"aecore: error: {exc.strerror or exc}{where}",
+              file=sys.stderr)
+        return 1
+    finally:
+        sys.stdout.flush()
+        sys.stdout = stdout
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.ticker import FuncFormatter
 
 from .data import CLASSES
 
@@ -34,6 +35,18 @@ def _bare(ax):
     ax.grid(False)
     for spine in ax.spines.values():
         spine.set_visible(False)
+
+
+def _plain_log_ticks(ax):
+    """Log-scale y ticks as plain numbers (0.004, 0.01) in one size,
+    instead of mathtext powers whose exponents print at 5 pt."""
+    def minor(v, _):
+        mantissa = round(v / 10 ** np.floor(np.log10(v)))
+        return f"{v:.2g}" if mantissa in (2, 4, 6) else ""
+
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.2g}"))
+    ax.yaxis.set_minor_formatter(FuncFormatter(minor))
+    ax.tick_params(axis="y", which="minor", labelsize=8)
 
 
 def _show(ax, x):
@@ -95,9 +108,10 @@ def history(runs, limits=None, title=None):
                     else "validation")
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
-        ax.tick_params(labelsize=8)
+        ax.tick_params(which="both", labelsize=8)
         if key == "mse":
             ax.set_yscale("log")
+            _plain_log_ticks(ax)
         if limits:
             ax.set_ylim(*limits[key])
     axes[1].legend(fontsize=8, loc="lower right")
@@ -118,6 +132,7 @@ def compare(groups: dict[str, list], key="val_mse", ylabel=None,
     ax.set_ylabel(ylabel or key)
     if log:
         ax.set_yscale("log")
+        _plain_log_ticks(ax)
     ax.legend()
     fig.tight_layout()
     return fig
@@ -211,7 +226,7 @@ def interpolation(rows: dict[str, torch.Tensor], start, end,
     axes[0, 0].set_title(start_label or "start", fontsize=7, pad=2)
     axes[0, -1].set_title(end_label or "end", fontsize=7, pad=2)
     for c in range(1, ncols - 1):
-        axes[0, c].set_title(f"t={(c - 1) / (n - 1):.2f}", fontsize=6,
+        axes[0, c].set_title(f"t={(c - 1) / (n - 1):.2f}", fontsize=7,
                              pad=2)
     fig.subplots_adjust(wspace=0.05, hspace=0.1, left=0.1, right=0.99,
                         top=0.85, bottom=0.02)

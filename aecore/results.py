@@ -21,6 +21,7 @@ import hashlib
 import io
 import json
 import os
+import sys
 import tempfile
 from functools import lru_cache
 from pathlib import Path
@@ -74,6 +75,21 @@ def make_key(config: dict, data_fingerprint: str,
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in `folder` durable (POSIX; a no-op where folders
+    cannot be opened, as on Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def _atomic_write_bytes(path: Path, payload: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
@@ -87,10 +103,18 @@ def _atomic_write_bytes(path: Path, payload: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_dir(path.parent)
 
 
 def atomic_save_json(path: Path, obj) -> None:
-    _atomic_write_bytes(path, json.dumps(obj, indent=1).encode())
+    """Write JSON atomically. A non-finite number is refused (JSON has
+    none: most parsers reject Python's `Infinity` and `NaN`)."""
+    try:
+        text = json.dumps(obj, indent=1, allow_nan=False)
+    except ValueError:
+        raise AecoreError(f"{path}: refusing to store a non-finite number "
+                          "(NaN or infinity)") from None
+    _atomic_write_bytes(path, text.encode())
 
 
 def atomic_torch_save(path: Path, obj) -> str:
@@ -102,37 +126,211 @@ def atomic_torch_save(path: Path, obj) -> str:
     return hashlib.sha256(payload).hexdigest()
 
 
-class Store:
-    """The results folder. Runs are addressed by name, validated by key."""
+# Checkpoints: a header line, the payload's SHA-256, then torch.save bytes.
+CHECKPOINT_MAGIC = b"aecore-checkpoint-1\n"
+CHECKPOINT_FIELDS = ("key", "model", "opt", "sched", "gen", "rng", "history")
+# Every record has these; runs add "history" and "test" (see runs.py).
+RECORD_FIELDS = ("name", "key", "config", "weights")
+UNREADABLE = object()   # result.json exists but is not JSON
 
-    def __init__(self, root=None):
+
+def record_problem(record, required=()) -> str | None:
+    """Why a parsed result.json cannot be used, or None if it can."""
+    if not isinstance(record, dict):
+        return f"holds a {type(record).__name__}, not a record"
+    for field in (*RECORD_FIELDS, *required):
+        if field not in record:
+            return f"has no {field!r} entry"
+    weights = record["weights"]
+    if not (isinstance(weights, dict)
+            and isinstance(weights.get("file"), str)
+            and isinstance(weights.get("sha256"), str)
+            and "/" not in weights["file"]):
+        return "has no valid 'weights' entry"
+    if not isinstance(record["key"], str):
+        return "has no valid 'key'"
+    if not isinstance(record["config"], dict):
+        return "has no valid 'config'"
+    if "history" in required and not (
+            isinstance(record["history"], list)
+            and all(isinstance(row, dict) for row in record["history"])):
+        return "has no valid 'history'"
+    if "test" in required and not isinstance(record["test"], dict):
+        return "has no valid 'test' metrics"
+    return None
+
+
+def checkpoint_problem(payload, key: str) -> str | None:
+    """Why a loaded checkpoint cannot be resumed from, or None."""
+    if not isinstance(payload, dict):
+        return f"holds a {type(payload).__name__}, not a checkpoint"
+    missing = [f for f in CHECKPOINT_FIELDS if f not in payload]
+    if missing:
+        return f"has no {', '.join(missing)}"
+    if payload["key"] != key:
+        return "belongs to another config, code or data (stale)"
+    if not (isinstance(payload["model"], dict)
+            and all(isinstance(v, torch.Tensor)
+                    for v in payload["model"].values())):
+        return "has no valid model state"
+    opt = payload["opt"]
+    if not (isinstance(opt, dict) and "state" in opt
+            and "param_groups" in opt):
+        return "has no valid optimizer state"
+    if not isinstance(payload["sched"], dict):
+        return "has no valid schedule state"
+    for rng in ("gen", "rng"):
+        t = payload[rng]
+        if not (isinstance(t, torch.Tensor) and t.dtype == torch.uint8):
+            return f"has no valid random state {rng!r}"
+    history = payload["history"]
+    if not (isinstance(history, list)
+            and all(isinstance(r, dict) and r.get("epoch") == i
+                    for i, r in enumerate(history, 1))):
+        return "has no valid history"
+    return None
+
+
+class Store:
+    """The results folder. Runs are addressed by name, validated by key
+    and by the SHA-256 of their weights."""
+
+    def __init__(self, root=None, warn=None):
         self.root = results_root(root)
+        # one-line notices (an ignored checkpoint); stderr by default
+        self.warn = warn or (lambda line: print(line, file=sys.stderr))
+        self._sha_cache: dict[tuple, str] = {}
 
     def folder(self, name: str) -> Path:
         return self.root / name
 
-    def read(self, name: str) -> dict | None:
-        """The stored record, or None when absent or unreadable."""
+    def check_writable(self, name: str | None = None) -> None:
+        """Raise a one-line error unless results (and the run's folder,
+        where it exists) can be written. Called before any training, so
+        a bad path costs seconds, not an epoch."""
+        targets = [self.root]
+        if name is not None and self.folder(name).exists():
+            targets.append(self.folder(name))
+        for folder in targets:
+            if folder.exists() and not folder.is_dir():
+                raise AecoreError(f"results path {folder} is not a folder; "
+                                  f"point --results or ${ENV_RESULTS} at a "
+                                  "folder")
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                fd, probe = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+                os.close(fd)
+                os.unlink(probe)
+            except OSError as exc:
+                raise AecoreError(f"results folder {folder} is not "
+                                  f"writable ({exc.strerror or exc}); "
+                                  "choose another with --results or "
+                                  f"${ENV_RESULTS}") from None
+
+    def _parse(self, name: str) -> tuple[bool, object]:
+        """(exists, parsed result.json); parsed is UNREADABLE when the
+        file exists but cannot be read as JSON."""
         path = self.folder(name) / "result.json"
         try:
-            return json.loads(path.read_text())
-        except (OSError, ValueError):
+            text = path.read_text()
+        except FileNotFoundError:
+            return False, None
+        except (OSError, UnicodeDecodeError):
+            return True, UNREADABLE
+        try:
+            return True, json.loads(text)
+        except ValueError:
+            return True, UNREADABLE
+
+    def read(self, name: str) -> dict | None:
+        """The stored record if result.json holds one, else None."""
+        record = self._parse(name)[1]
+        return record if isinstance(record, dict) else None
+
+    def _sha256(self, path: Path) -> str | None:
+        try:
+            st = path.stat()
+        except OSError:
             return None
+        tag = (str(path), st.st_size, st.st_mtime_ns)
+        if tag not in self._sha_cache:
+            try:
+                self._sha_cache[tag] = hashlib.sha256(
+                    path.read_bytes()).hexdigest()
+            except OSError:
+                return None
+        return self._sha_cache[tag]
 
-    def status(self, name: str, key: str) -> str:
-        """'valid', 'missing', 'stale' or 'damaged'."""
-        record = self.read(name)
-        if record is None:
-            return "missing"
-        if record.get("key") != key:
-            return "stale"
+    def diagnose(self, name: str, key: str,
+                 required=()) -> tuple[str, str]:
+        """(status, reason): status is 'valid', 'missing', 'stale' or
+        'damaged'; the reason says what is wrong, for messages."""
+        exists, record = self._parse(name)
+        where = self.folder(name) / "result.json"
+        if not exists:
+            return "missing", f"no {where}"
+        problem = ("is not readable JSON" if record is UNREADABLE
+                   else record_problem(record, required))
+        if problem:
+            return "damaged", f"{where} {problem}"
+        if record["key"] != key:
+            return "stale", (f"{where} was made by another config, code "
+                             "or data")
         weights = self.folder(name) / record["weights"]["file"]
-        if not weights.is_file():
-            return "damaged"
-        return "valid"
+        sha = self._sha256(weights)
+        if sha is None:
+            return "damaged", f"{weights} is missing or unreadable"
+        if sha != record["weights"]["sha256"]:
+            return "damaged", (f"{weights} does not match the SHA-256 in "
+                               "result.json")
+        return "valid", ""
 
-    def load(self, name: str, key: str) -> dict | None:
-        return self.read(name) if self.status(name, key) == "valid" else None
+    def status(self, name: str, key: str, required=()) -> str:
+        """'valid', 'missing', 'stale' or 'damaged'."""
+        return self.diagnose(name, key, required)[0]
+
+    def load(self, name: str, key: str, required=()) -> dict | None:
+        """The record when valid (leftovers of interrupted writes are
+        removed then), else None."""
+        if self.status(name, key, required) != "valid":
+            return None
+        record = self.read(name)
+        self.tidy(name, keep=record["weights"]["file"])
+        return record
+
+    def tidy(self, name: str, keep: str | None = None) -> None:
+        """Remove what interrupted writes leave: temporary files, and,
+        given the weights file a valid record names (`keep`), any other
+        weights file and the finished run's checkpoint."""
+        folder = self.folder(name)
+        if not folder.is_dir():
+            return
+        junk = list(folder.glob(".tmp-*"))
+        if keep is not None:
+            junk += [p for p in folder.glob("weights-*.pt")
+                     if p.name != keep]
+            junk.append(folder / "checkpoint.pt")
+        for path in junk:
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                pass
+
+    def check_free(self, name: str, config: dict) -> None:
+        """Refuse to let a run overwrite the result of another config
+        that happens to share its folder name."""
+        record = self.read(name)
+        if (record is not None
+                and isinstance(record.get("config"), dict)
+                and record["config"] != config):
+            diff = ", ".join(
+                f"{k} {record['config'].get(k)!r} there, {v!r} here"
+                for k, v in config.items()
+                if record["config"].get(k) != v)
+            raise AecoreError(
+                f"{self.folder(name)} holds the result of another config "
+                f"({diff}); it is kept. Train into another folder with "
+                f"--results or ${ENV_RESULTS}")
 
     def weights(self, name: str, record: dict, map_location="cpu"):
         path = self.folder(name) / record["weights"]["file"]
@@ -145,6 +343,7 @@ class Store:
 
     def save(self, name: str, record: dict, state_dict) -> dict:
         """Write weights under a fresh name, then swap result.json."""
+        self.check_free(name, record["config"])
         folder = self.folder(name)
         buf = io.BytesIO()
         torch.save(state_dict, buf)
@@ -153,21 +352,51 @@ class Store:
         _atomic_write_bytes(folder / file, buf.getvalue())
         record = {**record, "weights": {"file": file, "sha256": sha}}
         atomic_save_json(folder / "result.json", record)
-        for old in folder.glob("weights-*.pt"):   # the previous result's
-            if old.name != file:
-                old.unlink(missing_ok=True)
-        (folder / "checkpoint.pt").unlink(missing_ok=True)
+        self.tidy(name, keep=file)   # old weights, checkpoint, temp files
         return record
 
     def save_checkpoint(self, name: str, payload: dict) -> None:
-        atomic_torch_save(self.folder(name) / "checkpoint.pt", payload)
+        buf = io.BytesIO()
+        torch.save(payload, buf)
+        body = buf.getvalue()
+        sha = hashlib.sha256(body).hexdigest().encode()
+        _atomic_write_bytes(self.folder(name) / "checkpoint.pt",
+                            CHECKPOINT_MAGIC + sha + b"\n" + body)
 
     def load_checkpoint(self, name: str, key: str) -> dict | None:
+        """The checkpoint to resume from, or None. All or nothing: a
+        checkpoint that fails its checksum or lacks anything needed is
+        reported in one line and ignored, so the run starts afresh
+        exactly as if it had never existed. Leftover temporary files of
+        interrupted writes are removed first."""
+        self.tidy(name)
         path = self.folder(name) / "checkpoint.pt"
-        if not path.is_file():
+        try:
+            blob = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            self.warn(f"aecore: ignoring {path}: {exc.strerror or exc}")
+            return None
+        head = len(CHECKPOINT_MAGIC)
+        body = blob[head + 65:]
+        if (not blob.startswith(CHECKPOINT_MAGIC)
+                or blob[head + 64:head + 65] != b"\n"
+                or hashlib.sha256(body).hexdigest().encode()
+                != blob[head:head + 64]):
+            self.warn(f"aecore: ignoring {path}: damaged (checksum "
+                      "mismatch); starting this run from epoch 1")
             return None
         try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception:
+            payload = torch.load(io.BytesIO(body), map_location="cpu",
+                                 weights_only=True)
+        except Exception as exc:   # unpickling errors of every kind
+            self.warn(f"aecore: ignoring {path}: unreadable "
+                      f"({type(exc).__name__}); starting from epoch 1")
             return None
-        return payload if payload.get("key") == key else None
+        problem = checkpoint_problem(payload, key)
+        if problem:
+            self.warn(f"aecore: ignoring {path}: it {problem}; starting "
+                      "this run from epoch 1")
+            return None
+        return payload

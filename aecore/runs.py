@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+from . import classifier as ref
 from . import data as fmnist
 from . import models
 from . import train as trainer
@@ -41,15 +42,39 @@ def key(cfg: TrainConfig, data) -> str:
     return make_key(asdict(cfg.resolved()), data.fingerprint)
 
 
+REQUIRED = ("history", "test")   # what a run's record must hold
+
+
+def diagnose(cfg: TrainConfig, data, store: Store) -> tuple[str, str]:
+    """(status, reason); see `Store.diagnose`."""
+    return store.diagnose(cfg.name, key(cfg, data), REQUIRED)
+
+
 def status(cfg: TrainConfig, data, store: Store) -> str:
-    """'valid', 'missing', 'stale' or 'damaged' (see `Store.status`)."""
-    return store.status(cfg.name, key(cfg, data))
+    """'valid', 'missing', 'stale' or 'damaged' (see `Store.status`):
+    damaged covers a structurally broken result.json and weights whose
+    SHA-256 differs from the recorded one."""
+    return diagnose(cfg, data, store)[0]
 
 
 def stored(cfg: TrainConfig, data, store: Store) -> Run | None:
     """The valid stored result for `cfg`, or None."""
-    record = store.load(cfg.name, key(cfg, data))
+    record = store.load(cfg.name, key(cfg, data), REQUIRED)
     return None if record is None else Run(record, store)
+
+
+def classifier_status(data, store: Store) -> tuple[str, str]:
+    """(status, reason) of the stored reference classifier."""
+    k = make_key(asdict(ref.ClassifierConfig()), data.fingerprint,
+                 ref.CODE)
+    return store.diagnose(ref.NAME, k)
+
+
+def prepare(cfg: TrainConfig, store: Store) -> None:
+    """Checks before any training: the results folder is writable and
+    the run's folder holds no other config's result."""
+    store.check_writable(cfg.name)
+    store.check_free(cfg.name, asdict(cfg.resolved()))
 
 
 def load_or_train(cfg: TrainConfig, data=None, store=None, device=None,
@@ -60,8 +85,12 @@ def load_or_train(cfg: TrainConfig, data=None, store=None, device=None,
     data = data or fmnist.load()
     run = stored(cfg, data, store)
     if run is None:
+        state, reason = diagnose(cfg, data, store)
+        prepare(cfg, store)
         if log:
-            log(f"{cfg.name}: {status(cfg, data, store)} result, training")
+            log(f"{cfg.name}: {state} result"
+                + (f" ({reason})" if state == "damaged" else "")
+                + ", training")
         run = Run(trainer.fit(cfg, data, store, device, progress=progress,
                               log=log), store)
     return run

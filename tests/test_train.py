@@ -8,7 +8,7 @@ import aecore.results as results_mod
 import aecore.train as train_mod
 from aecore import TrainConfig, fit, load_or_train
 from aecore.classifier import load_or_train as reference
-from aecore.errors import ConfigError, TrainingError
+from aecore.errors import AecoreError, ConfigError, TrainingError
 
 CFG = TrainConfig(arch="shallow", epochs=3, batch_size=64, lr=3e-3)
 METRICS = ("loss", "mse", "psnr", "pixel_acc", "recog_acc")
@@ -45,17 +45,31 @@ def test_valid_result_is_served_not_retrained(tiny, store, monkeypatch):
     assert load_or_train(CFG, tiny, store).history
 
 
-def test_changed_config_or_code_is_not_served(tiny, store, monkeypatch):
+def test_changed_code_is_retrained_not_served(tiny, store, monkeypatch):
     fit(CFG, tiny, store, "cpu")
     calls = []
     real_fit = train_mod.fit
     monkeypatch.setattr(train_mod, "fit",
                         lambda *a, **k: calls.append(1) or real_fit(*a, **k))
-    load_or_train(replace(CFG, lr=1e-3), tiny, store)       # same name
-    assert len(calls) == 1
+    load_or_train(CFG, tiny, store)
+    assert not calls
     monkeypatch.setattr(results_mod, "code_version", lambda *a: "changed")
-    load_or_train(replace(CFG, lr=1e-3), tiny, store)
-    assert len(calls) == 2
+    load_or_train(CFG, tiny, store)
+    assert len(calls) == 1
+
+
+def test_another_config_never_overwrites_a_result(tiny, store):
+    """lr is not in the folder name: a run with another lr must neither
+    be served the first result nor delete it."""
+    first = fit(CFG, tiny, store, "cpu")
+    other = replace(CFG, lr=1e-3)
+    assert other.name == CFG.name
+    with pytest.raises(AecoreError, match="another config"):
+        load_or_train(other, tiny, store)
+    with pytest.raises(AecoreError, match="another config"):
+        fit(other, tiny, store, "cpu")
+    assert store.status(CFG.name, first["key"]) == "valid"
+    assert store.weights(CFG.name, first)
 
 
 def test_interrupted_run_resumes_identically(tiny, store, tmp_path):
