@@ -4,26 +4,37 @@
     ae.setup()                      # seed, plot style, quiet progress
     data = ae.data.load()           # tensors in [-1, 1], split 54k/6k/10k
     run = ae.load_or_train(ae.TrainConfig(arch="conv"))
+
+Importing aecore is cheap: torch, torchvision and matplotlib load with
+the first module or name that needs them (`ae.data`, `ae.TrainConfig`,
+...), so `python -m aecore --help` answers at once.
 """
 
-from . import data, metrics, models, perf
+from . import perf
 from .errors import AecoreError, ConfigError, DataError, TrainingError
-from .results import Store
-from .runs import Run, load_or_train
-from .train import TrainConfig, fit, pick_device
 
 __version__ = "0.1.0"
 perf.tune_allocator()
 
-_LAZY = {"plots", "report", "baselines", "bench", "plan", "runs",
-         "classifier", "results", "train"}
+_MODULES = {"baselines", "bench", "classifier", "data", "metrics",
+            "models", "plan", "plots", "report", "results", "runs",
+            "train"}
+_NAMES = {"Store": "results", "Run": "runs", "load_or_train": "runs",
+          "TrainConfig": "train", "fit": "train", "pick_device": "train"}
 
 
-def __getattr__(name):   # heavy, optional modules load on first use
-    if name in _LAZY:
-        import importlib
+def __getattr__(name):   # modules and names load on first use
+    import importlib
+    if name in _MODULES:
         return importlib.import_module(f".{name}", __name__)
+    if name in _NAMES:
+        module = importlib.import_module(f".{_NAMES[name]}", __name__)
+        return getattr(module, name)
     raise AttributeError(f"module 'aecore' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | _MODULES | set(_NAMES))
 
 
 def setup(seed: int = 0):

@@ -10,15 +10,16 @@ import os
 import sys
 import time
 
-import torch
-
-from . import data as fmnist
-from . import models, plan, runs
-from .classifier import load_or_train as reference
 from .errors import AecoreError
-from .results import Store
-from .runs import load_or_train
-from .train import TrainConfig, evaluate, fit, pick_device
+
+# Known without importing torch, so that `--help` and a bad option answer
+# at once; tests/test_cli.py checks them against models, plan and
+# TrainConfig. Everything that needs torch is imported by the command.
+ARCHS = ("shallow", "deep", "conv", "vae")
+ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu", "silu")
+PLANS = ("book", "smoke")
+DEFAULTS = {"epochs": 20, "batch_size": 256, "lr": 3e-3, "seed": 0,
+            "beta": 1.0}
 
 
 class Parser(argparse.ArgumentParser):
@@ -79,6 +80,7 @@ def seed_int(text):
 
 
 def devices_here() -> str:
+    import torch
     found = ["cpu"]
     if torch.cuda.is_available():
         found.append(f"cuda (cuda:0 to cuda:{torch.cuda.device_count() - 1})")
@@ -89,8 +91,9 @@ def devices_here() -> str:
 
 def device_name(text):
     """A device this machine can train on, checked before any work."""
-    if text == "auto":
+    if text in ("auto", "cpu"):
         return text
+    import torch
     try:
         dev = torch.device(text)
     except (RuntimeError, ValueError):
@@ -128,22 +131,24 @@ def common(p):
 
 
 def run_options(p):
-    d = TrainConfig()
-    p.add_argument("--arch", required=True, choices=list(models.REGISTRY))
-    p.add_argument("--epochs", type=positive_int, default=d.epochs)
-    p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
-    p.add_argument("--lr", type=positive_float, default=d.lr)
+    d = DEFAULTS
+    p.add_argument("--arch", required=True, choices=ARCHS)
+    p.add_argument("--epochs", type=positive_int, default=d["epochs"])
+    p.add_argument("--batch-size", type=positive_int,
+                   default=d["batch_size"])
+    p.add_argument("--lr", type=positive_float, default=d["lr"])
     p.add_argument("--code-size", type=positive_int, default=None,
                    help="default: 64 (16 for the VAE)")
-    p.add_argument("--activation", choices=list(models.ACTIVATIONS),
+    p.add_argument("--activation", choices=ACTIVATIONS,
                    default=None, help="default: the architecture's own")
-    p.add_argument("--seed", type=seed_int, default=d.seed,
-                   help=f"0 to 2**32 - 1 (default {d.seed})")
-    p.add_argument("--beta", type=nonnegative_float, default=d.beta,
+    p.add_argument("--seed", type=seed_int, default=d["seed"],
+                   help=f"0 to 2**32 - 1 (default {d['seed']})")
+    p.add_argument("--beta", type=nonnegative_float, default=d["beta"],
                    help="KL weight (VAE only)")
 
 
-def config_from(args) -> TrainConfig:
+def config_from(args):
+    from .train import TrainConfig
     return TrainConfig(arch=args.arch, epochs=args.epochs,
                        batch_size=args.batch_size, lr=args.lr,
                        code_size=args.code_size, activation=args.activation,
@@ -163,7 +168,7 @@ def build_parser():
 
     p = sub.add_parser("train-all", help="train every run of a plan "
                        "that has no valid stored result")
-    p.add_argument("--plan", default="book", choices=list(plan.PLANS))
+    p.add_argument("--plan", default="book", choices=PLANS)
     common(p)
 
     p = sub.add_parser("evaluate", help="test-set metrics of a stored run")
@@ -171,7 +176,7 @@ def build_parser():
     common(p)
 
     p = sub.add_parser("list", help="stored runs of a plan and their state")
-    p.add_argument("--plan", default="book", choices=list(plan.PLANS))
+    p.add_argument("--plan", default="book", choices=PLANS)
     common(p)
 
     p = sub.add_parser("bench", help="speed benchmark (see aecore.bench)")
@@ -228,6 +233,10 @@ PROGRESS = sys.stderr.isatty()   # a bar in a terminal, none in logs
 
 
 def cmd_train(args):
+    from . import data as fmnist
+    from . import runs
+    from .results import Store
+    from .train import fit
     cfg = config_from(args)
     store = Store(args.results)
     runs.prepare(cfg, store)            # before data, classifier, epochs
@@ -237,8 +246,8 @@ def cmd_train(args):
                      log=log)
         run_test = record["test"]
     else:
-        run = load_or_train(cfg, data, store, args.device, log=log,
-                            progress=PROGRESS)
+        run = runs.load_or_train(cfg, data, store, args.device, log=log,
+                                 progress=PROGRESS)
         run_test = run.test
     print(f"{cfg.name}: test " + ", ".join(
         f"{k} {v:.5g}" for k, v in run_test.items()))
@@ -246,6 +255,9 @@ def cmd_train(args):
 
 
 def cmd_train_all(args):
+    from . import data as fmnist
+    from . import plan, runs
+    from .results import Store
     store = Store(args.results)
     store.check_writable()
     data = fmnist.load(args.data)
@@ -254,14 +266,19 @@ def cmd_train_all(args):
     start = time.perf_counter()
     for i, cfg in enumerate(configs, 1):
         log(f"[{i}/{len(configs)}] {cfg.name}")
-        load_or_train(cfg, data, store, args.device, log=log,
-                      progress=PROGRESS)
+        runs.load_or_train(cfg, data, store, args.device, log=log,
+                           progress=PROGRESS)
     print(f"plan {args.plan!r}: {len(configs)} runs, {len(todo)} trained "
           f"now, {len(configs) - len(todo)} valid stored results; "
           f"{time.perf_counter() - start:.0f} s in total")
 
 
 def cmd_evaluate(args):
+    from . import data as fmnist
+    from . import runs
+    from .classifier import load_or_train as reference
+    from .results import Store
+    from .train import evaluate, pick_device
     cfg = config_from(args)
     store = Store(args.results)
     data = fmnist.load(args.data)
@@ -285,6 +302,11 @@ def cmd_evaluate(args):
 
 
 def cmd_list(args):
+    import torch
+
+    from . import data as fmnist
+    from . import plan, runs
+    from .results import Store
     store = Store(args.results)
     data = fmnist.load(args.data)
     entries = [("classifier", runs.classifier_status(data, store))]

@@ -81,3 +81,34 @@ def test_train_writes_results(synthetic_root, tmp_path):
     assert "training" not in again.stdout          # served from the store
     test = json.loads(again.stdout[again.stdout.index("{"):])["test"]
     assert test["mse"] == pytest.approx(record["test"]["mse"], rel=1e-5)
+
+
+def test_static_option_lists_match_the_library():
+    """The CLI knows architectures, activations, plans and defaults
+    without importing torch; they must be the library's own."""
+    from dataclasses import asdict
+
+    from aecore import cli as cli_mod
+    from aecore import models, plan
+    from aecore.train import TrainConfig
+
+    assert cli_mod.ARCHS == tuple(models.REGISTRY)
+    assert cli_mod.ACTIVATIONS == tuple(models.ACTIVATIONS)
+    assert cli_mod.PLANS == tuple(plan.PLANS)
+    defaults = asdict(TrainConfig())
+    assert all(defaults[k] == v for k, v in cli_mod.DEFAULTS.items())
+
+
+@pytest.mark.parametrize("code", [
+    "import aecore",
+    "import aecore.cli; aecore.cli.build_parser().parse_args(['list'])",
+])
+def test_start_up_loads_no_torch(code):
+    """`import aecore` and the CLI's parser stay light: torch,
+    torchvision and matplotlib load only where they are used."""
+    probe = (f"{code}; import sys; "
+             "print(sorted({'torch', 'torchvision', 'matplotlib'} "
+             "& set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == "[]"
