@@ -27,12 +27,16 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def positive_int(text):
+def _integer(text):
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"not an integer: {text!r}") from None
+
+
+def positive_int(text):
+    value = _integer(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
@@ -68,11 +72,7 @@ SEED_MAX = 2**32 - 1   # torch keeps the low 32 bits: larger seeds alias
 
 
 def seed_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not an integer: {text!r}") from None
+    value = _integer(text)
     if not 0 <= value <= SEED_MAX:
         raise argparse.ArgumentTypeError(
             f"must be between 0 and 2**32 - 1 = {SEED_MAX}, got {value}")
