@@ -16,7 +16,7 @@ from .errors import AecoreError, ConfigError, DataError, TrainingError
 __version__ = "0.1.0"
 perf.tune_allocator()
 
-_MODULES = {"baselines", "bench", "classifier", "data", "metrics",
+_MODULES = {"analysis", "baselines", "bench", "classifier", "data", "metrics",
             "models", "plan", "plots", "report", "results", "runs",
             "train"}
 _NAMES = {"Store": "results", "Run": "runs", "load_or_train": "runs",

@@ -12,7 +12,18 @@ Everything is measured on the same machine in the same process:
    * aecore's pipeline at its default batch size (`TrainConfig`);
    and, once per repeat, the same pipelines without training (data only);
 4. time to quality: wall seconds of training with the default settings
-   until the validation MSE first reaches 0.0089.
+   until the validation MSE first reaches 0.0089;
+5. what the process settings buy (allocator, channels-last; CPU only);
+6. the per-epoch evaluation's cost against the epoch's training steps,
+   as `train.fit` runs both;
+7. bf16 autocast against fp32: seconds per epoch and validation MSE after
+   the same epochs from the same seed, for training and for evaluation;
+8. start-up: the import time of aecore, of torch alone, and of
+   `python -m aecore --help`, each in a fresh process.
+
+The hardware line names the CPU model and whether it has native bf16
+(AVX-512 BF16 or AMX); absolute times vary from machine to machine, only
+the ratios measured side by side in one run compare.
 
 Seconds per epoch are normalised to 60,000 images (time per image x
 60,000): the seed loader covers the 60,000 training images, aecore's
@@ -53,6 +64,10 @@ TARGET_MSE = 0.0089   # TF "Intro to Autoencoders", dense model, 10 epochs
 EVAL_EVERY = 50       # steps between validation checks (time to quality)
 SEED = 0
 SEED_BATCH = 64       # the assignment's batch size
+# the designs timed per epoch (the residual model and the tutorial baselines
+# are timed by their stored runs)
+ARCHS = ("shallow", "deep", "conv", "vae")
+COMPARED = ("shallow", "deep", "conv")   # time to quality, eval, bf16
 DEFAULTS = trainer.TrainConfig()
 SEED_PIPE = f"seed@{SEED_BATCH}"
 PIPELINES = {
@@ -120,6 +135,23 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_flags() -> set[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def native_bf16() -> dict:
+    """Which native bf16 instructions the CPU reports (Linux)."""
+    flags = cpu_flags()
+    return {"avx512_bf16": "avx512_bf16" in flags,
+            "amx_bf16": "amx_bf16" in flags}
+
+
 def load_average() -> float | None:
     try:
         return os.getloadavg()[0]
@@ -133,6 +165,7 @@ def hardware(device: torch.device) -> dict:
         accelerator = torch.cuda.get_device_name(device)
     return {
         "cpu": cpu_model(),
+        "native_bf16": native_bf16(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "python": platform.python_version(),
@@ -282,7 +315,7 @@ def epochs(data, root, device, s: Settings, ceiling: float) -> tuple:
     """Per-architecture rows and the data-only row."""
     X = data.train.X[:s.max_images]
     epoch = pipelines(seed_pipeline(root, s.max_images), X)
-    archs = list(models.REGISTRY)
+    archs = list(ARCHS)
     times = {a: {p: [] for p in epoch} for a in archs}
     data_times = {p: [] for p in epoch}
     images = {}
@@ -385,10 +418,8 @@ def time_to_quality(arch, data, device, s: Settings) -> dict:
 
 
 def time_to_quality_all(data, device, s: Settings) -> dict:
-    archs = [a for a, cls in models.REGISTRY.items()
-             if not issubclass(cls, models.ConvVAE)]   # deterministic only
     out = {}
-    for arch in archs:
+    for arch in COMPARED:
         out[arch] = time_to_quality(arch, data, device, s)
         log(f"time to quality {arch}: {out[arch]['stopped']} after "
             f"{out[arch]['train_seconds']:.1f} s")
@@ -443,6 +474,114 @@ def settings_effect(s: Settings) -> dict:
             "steps": steps, "s_per_epoch": out}
 
 
+# -- 6. evaluation overhead --------------------------------------------------
+
+
+def timed_epoch(model, opt, sched, X, cfg, gen, device) -> float:
+    """Seconds of one `train.train_epoch` over X."""
+    sync(device)
+    start = time.perf_counter()
+    trainer.train_epoch(model, opt, sched, X, None, cfg, gen, device)
+    sync(device)
+    return time.perf_counter() - start
+
+
+def eval_overhead(data, device, s: Settings) -> dict:
+    """Per architecture: seconds of one epoch's training steps and of one
+    per-epoch evaluation as `train.fit` runs it (two fixed subsets with
+    the reference classifier), and their ratio."""
+    from . import classifier as ref
+    clf = ref.ReferenceCNN().to(device).eval().to(
+        memory_format=torch.channels_last)
+    n_eval = ref.eval_size(len(data.train))
+    subsets = [data.train.head(n_eval), data.val.head(trainer.EVAL_SIZE)]
+    X = data.train.X[:s.max_images] if s.max_images else data.train.X
+    out = {}
+    for arch in COMPARED:
+        cfg = trainer.TrainConfig(arch=arch).resolved()
+        model, opt = new_model(arch, device)
+        sched = trainer.make_schedule(opt, cfg, 10 ** 6)
+        gen = torch.Generator().manual_seed(SEED)
+        warm_up(arch, X, device)
+        train_s, eval_s = [], []
+        for _ in range(s.repeats):
+            train_s.append(timed_epoch(model, opt, sched, X, cfg, gen,
+                                       device))
+            start = time.perf_counter()
+            for split in subsets:
+                trainer.evaluate(model, split, clf)
+            sync(device)
+            eval_s.append(time.perf_counter() - start)
+        t, e = statistics.median(train_s), statistics.median(eval_s)
+        out[arch] = {"train_s": t, "eval_s": e, "ratio": e / t,
+                     "images": len(X), "eval_images": sum(map(len, subsets))}
+        log(f"{arch}: epoch {t:.2f} s, evaluation {e:.2f} s ({e / t:.0%})")
+    return out
+
+
+# -- 7. bf16 against fp32 ----------------------------------------------------
+
+def precision_compare(data, device, s: Settings) -> dict:
+    """Per architecture and precision: median seconds per training epoch
+    and per evaluation of the validation split, and the validation MSE
+    after the same epochs from the same seed (one-cycle schedule)."""
+    epochs_ = 1 if s.smoke else 2
+    X = data.train.X[:s.max_images] if s.max_images else data.train.X
+    out = {}
+    for arch in COMPARED:
+        out[arch] = {}
+        for precision in trainer.PRECISIONS:
+            cfg = trainer.TrainConfig(arch=arch, epochs=epochs_,
+                                      precision=precision).resolved()
+            torch.manual_seed(SEED)
+            model = models.build(arch).to(device)
+            opt = trainer.make_optimizer(model, cfg.lr, device)
+            steps = math.ceil(len(X) / cfg.batch_size)
+            sched = trainer.make_schedule(opt, cfg, steps)
+            gen = torch.Generator().manual_seed(SEED)
+            train_s = [timed_epoch(model, opt, sched, X, cfg, gen, device)
+                       for _ in range(epochs_)]
+            start = time.perf_counter()
+            with trainer.autocast(cfg, device):
+                metrics_, _ = trainer.evaluate(model, data.val)
+            sync(device)
+            out[arch][precision] = {
+                "s_per_epoch": statistics.median(train_s) * len(data.train)
+                / len(X), "eval_s": time.perf_counter() - start,
+                "val_mse": metrics_["mse"], "epochs": epochs_}
+        f, b = out[arch]["fp32"], out[arch]["bf16"]
+        log(f"{arch}: fp32 {f['s_per_epoch']:.2f} s/epoch, val MSE "
+            f"{f['val_mse']:.5f}; bf16 {b['s_per_epoch']:.2f} s/epoch, "
+            f"val MSE {b['val_mse']:.5f}")
+    return out
+
+
+# -- 8. start-up ---------------------------------------------------------------
+
+def import_times(repeats=3) -> dict:
+    """Median wall seconds, each in a fresh process, of `import aecore`,
+    `import torch`, and `python -m aecore --help`."""
+    timer = ("import time; t = time.perf_counter(); import {m}; "
+             "print(time.perf_counter() - t)")
+    out = {}
+    for name, module in (("import aecore", "aecore"),
+                         ("import torch", "torch")):
+        runs = [float(subprocess.run(
+            [sys.executable, "-c", timer.format(m=module)],
+            capture_output=True, text=True, check=True).stdout)
+            for _ in range(repeats)]
+        out[name] = statistics.median(runs)
+    runs = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "aecore", "--help"],
+                       capture_output=True, check=True)
+        runs.append(time.perf_counter() - start)
+    out["python -m aecore --help"] = statistics.median(runs)
+    log("start-up: " + ", ".join(f"{k} {v:.2f} s" for k, v in out.items()))
+    return out
+
+
 # -- the whole run -----------------------------------------------------------
 
 def run(data, root, device: torch.device, s: Settings) -> dict:
@@ -458,6 +597,9 @@ def run(data, root, device: torch.device, s: Settings) -> dict:
     result["time_to_quality"] = time_to_quality_all(data, device, s)
     if device.type == "cpu":
         result["settings_effect"] = settings_effect(s)
+    result["eval_overhead"] = eval_overhead(data, device, s)
+    result["precision"] = precision_compare(data, device, s)
+    result["startup"] = import_times(1 if s.smoke else 3)
     return result
 
 
@@ -519,8 +661,12 @@ def speed_rows(result: dict) -> list[list[str]]:
     throughput columns are those of aecore's default pipeline."""
     names = list(result["pipelines"])
     main_pipe = names[-1]
-    header = ["arch", *names,
-              *(f"x{n.split('aecore')[-1]}" for n in names[1:]),
+    def show(n):          # "seed@64" -> "DataLoader, b64"
+        who, batch = n.split("@")
+        return f"{'DataLoader' if who == 'seed' else who}, b{batch}"
+
+    header = ["arch", *(show(n) for n in names),
+              *(f"speed-up, b{n.split('@')[-1]}" for n in names[1:]),
               "img/s", "GFLOP/s", "% ceiling"]
     rows = [header]
     for arch, r in result["archs"].items():
@@ -590,7 +736,10 @@ def quality_caption(result: dict) -> str:
 def hardware_line(result: dict) -> str:
     h = result["hardware"]
     accelerator = f" ({h['accelerator']})" if h.get("accelerator") else ""
-    return (f"{h['date']}  {h['cpu']}, {h['threads']} threads, torch "
+    bf = h.get("native_bf16", {})
+    native = ", ".join(k for k, v in bf.items() if v) or "none"
+    return (f"{h['date']}  {h['cpu']} (native bf16: {native}), "
+            f"{h['threads']} threads, torch "
             f"{h['torch']}, device {h['device']}{accelerator}, malloc "
             f"tuning {'on' if h['malloc_tuned'] else 'off'}")
 
@@ -610,8 +759,37 @@ def report(result: dict) -> str:
         ceiling_line(result), "",
         speed_caption(result), fixed_width(speed_rows(result)), "",
         quality_caption(result), fixed_width(quality_rows(result)),
-        "", *settings_lines(result),
+        "", *settings_lines(result), "",
+        "per-epoch evaluation against the epoch's training steps:",
+        fixed_width(overhead_rows(result)), "",
+        "bf16 autocast against fp32 (same seed and epochs):",
+        fixed_width(precision_rows(result)), "",
+        "start-up, fresh processes: " + ", ".join(
+            f"{k} {v:.2f} s" for k, v in result["startup"].items()),
     ])
+
+
+def overhead_rows(result: dict) -> list[list[str]]:
+    rows = [["arch", "train s/epoch", "eval s", "eval / train"]]
+    for arch, r in result["eval_overhead"].items():
+        rows.append([arch, fmt_num(r["train_s"]), fmt_num(r["eval_s"]),
+                     f"{r['ratio']:.0%}"])
+    return rows
+
+
+def precision_rows(result: dict) -> list[list[str]]:
+    rows = [["arch", "fp32 s/epoch", "bf16 s/epoch", "fp32/bf16",
+             "fp32 eval s", "bf16 eval s", "fp32 val MSE", "bf16 val MSE",
+             "MSE change"]]
+    for arch, r in result["precision"].items():
+        f, b = r["fp32"], r["bf16"]
+        rows.append([arch, fmt_num(f["s_per_epoch"]),
+                     fmt_num(b["s_per_epoch"]),
+                     f"{f['s_per_epoch'] / b['s_per_epoch']:.2f}",
+                     fmt_num(f["eval_s"]), fmt_num(b["eval_s"]),
+                     f"{f['val_mse']:.5f}", f"{b['val_mse']:.5f}",
+                     f"{b['val_mse'] / f['val_mse'] - 1:+.1%}"])
+    return rows
 
 
 def settings_lines(result: dict) -> list[str]:

@@ -15,11 +15,15 @@ from .errors import AecoreError
 # Known without importing torch, so that `--help` and a bad option answer
 # at once; tests/test_cli.py checks them against models, plan and
 # TrainConfig. Everything that needs torch is imported by the command.
-ARCHS = ("shallow", "deep", "conv", "vae")
+ARCHS = ("shallow", "deep", "conv", "resconv", "vae", "tf-dense",
+         "tf-denoiser")
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu", "silu")
 PLANS = ("book", "smoke")
+PRECISIONS = ("fp32", "bf16")
+SCHEDULES = ("onecycle", "constant")
 DEFAULTS = {"epochs": 20, "batch_size": 256, "lr": 3e-3, "seed": 0,
-            "beta": 1.0}
+            "beta": 1.0, "noise": 0.0, "precision": "fp32",
+            "schedule": "onecycle"}
 
 
 class Parser(argparse.ArgumentParser):
@@ -69,6 +73,23 @@ def nonnegative_float(text):
 
 
 SEED_MAX = 2**32 - 1   # torch keeps the low 32 bits: larger seeds alias
+
+
+def noise_level(text):
+    value = _finite(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(
+            f"must be between 0 and 1 (a standard deviation on the [0, 1] "
+            f"pixel scale), got {value}")
+    return value
+
+
+def class_index(text):
+    value = _integer(text)
+    if not 0 <= value <= 9:
+        raise argparse.ArgumentTypeError(
+            f"must be a class 0-9, got {value}")
+    return value
 
 
 def seed_int(text):
@@ -145,6 +166,16 @@ def run_options(p):
                    help=f"0 to 2**32 - 1 (default {d['seed']})")
     p.add_argument("--beta", type=nonnegative_float, default=d["beta"],
                    help="KL weight (VAE only)")
+    p.add_argument("--noise", type=noise_level, default=d["noise"],
+                   help="denoising: noise sigma on the [0, 1] scale")
+    p.add_argument("--fixed-noise", action="store_true",
+                   help="one noisy copy of the training set (the "
+                   "TensorFlow tutorial) instead of fresh noise")
+    p.add_argument("--normal-class", type=class_index, default=None,
+                   help="one-class run: train on this class only")
+    p.add_argument("--precision", choices=PRECISIONS,
+                   default=d["precision"])
+    p.add_argument("--schedule", choices=SCHEDULES, default=d["schedule"])
 
 
 def config_from(args):
@@ -152,7 +183,11 @@ def config_from(args):
     return TrainConfig(arch=args.arch, epochs=args.epochs,
                        batch_size=args.batch_size, lr=args.lr,
                        code_size=args.code_size, activation=args.activation,
-                       seed=args.seed, beta=args.beta).resolved()
+                       seed=args.seed, beta=args.beta, noise=args.noise,
+                       fresh_noise=not args.fixed_noise,
+                       normal_class=args.normal_class,
+                       precision=args.precision,
+                       schedule=args.schedule).resolved()
 
 
 def build_parser():
@@ -250,27 +285,47 @@ def cmd_train(args):
                                  progress=PROGRESS)
         run_test = run.test
     print(f"{cfg.name}: test " + ", ".join(
-        f"{k} {v:.5g}" for k, v in run_test.items()))
+        f"{k} {v:.5g}" for k, v in run_test.items()
+        if isinstance(v, float)))
     print(f"stored in {store.folder(cfg.name)}")
 
 
 def cmd_train_all(args):
-    from . import data as fmnist
+    from datetime import datetime
+
     from . import plan, runs
-    from .results import Store
+    from . import data as fmnist
+    from .results import Store, atomic_save_json
     store = Store(args.results)
     store.check_writable()
     data = fmnist.load(args.data)
     configs = plan.get(args.plan)
     todo = [c for c in configs if runs.status(c, data, store) != "valid"]
     start = time.perf_counter()
+    times = {}
     for i, cfg in enumerate(configs, 1):
         log(f"[{i}/{len(configs)}] {cfg.name}")
-        runs.load_or_train(cfg, data, store, args.device, log=log,
-                           progress=PROGRESS)
+        tick = time.perf_counter()
+        run = runs.load_or_train(cfg, data, store, args.device, log=log,
+                                 progress=PROGRESS,
+                                 keep_weights=plan.keeps_weights(
+                                     cfg, args.plan))
+        times[cfg.name] = {"now": time.perf_counter() - tick,
+                           "trained": cfg in todo,
+                           "stored": run.record.get("wall_seconds")}
+        if cfg in todo:
+            log(f"{cfg.name}: {times[cfg.name]['now']:.0f} s")
+    total = time.perf_counter() - start
+    stored = sum(t["stored"] or 0 for t in times.values())
+    atomic_save_json(store.root / "plans" / f"{args.plan}.json", {
+        "plan": args.plan, "date": datetime.now().astimezone().isoformat(
+            timespec="seconds"),
+        "runs": times, "this_call_seconds": total,
+        "trained_now": len(todo), "stored_seconds": stored})
     print(f"plan {args.plan!r}: {len(configs)} runs, {len(todo)} trained "
           f"now, {len(configs) - len(todo)} valid stored results; "
-          f"{time.perf_counter() - start:.0f} s in total")
+          f"{total:.0f} s in this call; the stored runs took "
+          f"{stored:.0f} s to train and evaluate")
 
 
 def cmd_evaluate(args):
@@ -278,26 +333,29 @@ def cmd_evaluate(args):
     from . import runs
     from .classifier import load_or_train as reference
     from .results import Store
-    from .train import evaluate, pick_device
+    from .train import pick_device, test_metrics
     cfg = config_from(args)
     store = Store(args.results)
     data = fmnist.load(args.data)
+    state, reason = runs.classifier_status(data, store)
+    if state != "valid" and store.read(cfg.name) is not None:
+        raise AecoreError(
+            f"the reference classifier is {state} ({reason}); evaluate "
+            "never trains, so rebuild it first with `python -m aecore "
+            "train-all` (about 2 minutes; every stored run is then "
+            "retrained too, since its key names the classifier), then "
+            "evaluate again")
     run = runs.stored(cfg, data, store)
     if run is None:
         raise AecoreError(f"{cfg.name}: no valid stored result "
                           f"({runs.status(cfg, data, store)}); train it "
                           "first with `python -m aecore train` and the "
                           "same options")
-    state, reason = runs.classifier_status(data, store)
-    if state != "valid":
-        raise AecoreError(
-            f"the reference classifier is {state} ({reason}); evaluate "
-            "never trains, so rebuild it first with `python -m aecore "
-            "train-all` (about 2 minutes), then evaluate again")
     device = pick_device(args.device)
     clf = reference(data, store, device)
-    test = evaluate(run.model(device), data.test.to(device), clf,
-                    cfg.beta)
+    test = test_metrics(run.model(device), cfg, data.test.to(device),
+                        None if cfg.normal_class is not None else clf)
+    test.pop("scores", None)
     print(json.dumps({"name": run.name, "test": test}, indent=1))
 
 

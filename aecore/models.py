@@ -3,8 +3,14 @@
 Every model maps images in [-1, 1] of shape (N, 1, 28, 28) to images of the
 same shape, through `encode` (image -> code) and `decode` (code -> image).
 Outputs go through `tanh`, because the inputs were normalised to [-1, 1].
-The three deterministic models share the code size (64 by default) so that
-they compare fairly; only layers, widths and activations differ.
+The three compared designs share the code size (64 by default) and its
+treatment: the code layer is linear, every hidden layer carries the chosen
+activation. Layers, widths and (as an option) the activation differ.
+
+Two models are the TensorFlow autoencoder tutorial's, layer for layer, as
+baselines (`TFDense`, `TFDenoiser`): they work on [0, 1] pixels with a
+sigmoid output and Keras' default initialisation (Glorot uniform weights,
+zero biases); `unit_scale` tells the training loss to use that scale.
 """
 
 from __future__ import annotations
@@ -47,21 +53,22 @@ class Autoencoder(nn.Module):
 
 
 class ShallowMLP(Autoencoder):
-    """784 -> code -> 784: one hidden layer, the code itself.
+    """784 -> 256 -> code -> 256 -> 784: one hidden layer on each side.
 
-    Question: how far does a single linear map plus one non-linearity get?
-    With a linear code it can at best match PCA of the same size, so it is
-    the baseline every deeper design has to beat.
+    Question: how far does one non-linear layer around a linear code get?
+    It has about as many parameters as the convolutional model, so it
+    isolates what the convolutions' structure buys.
     """
 
-    def __init__(self, code_size=64, activation_name="relu"):
+    def __init__(self, code_size=64, activation_name="relu", width=256):
         super().__init__()
         self.encoder = nn.Sequential(
-            nn.Flatten(), nn.Linear(784, code_size),
-            activation(activation_name),
+            nn.Flatten(), nn.Linear(784, width), activation(activation_name),
+            nn.Linear(width, code_size),
         )
         self.decoder = nn.Sequential(
-            nn.Linear(code_size, 784), nn.Tanh(), nn.Unflatten(1, (1, 28, 28))
+            nn.Linear(code_size, width), activation(activation_name),
+            nn.Linear(width, 784), nn.Tanh(), nn.Unflatten(1, (1, 28, 28)),
         )
 
 
@@ -169,15 +176,121 @@ class ConvVAE(Autoencoder):
         return self.decode(z.to(device))
 
 
+class ResBlock(nn.Module):
+    """x + conv(act(norm(conv(act(norm(x)))))): a pre-activation residual
+    block (He et al., 2016) that keeps the shape."""
+
+    def __init__(self, channels, act):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.BatchNorm2d(channels), activation(act),
+            nn.Conv2d(channels, channels, 3, padding=1),
+            nn.BatchNorm2d(channels), activation(act),
+            nn.Conv2d(channels, channels, 3, padding=1),
+        )
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+class ResConvAE(Autoencoder):
+    """The convolutional model with the capacity in its convolutions:
+    a residual block at 7 x 7 on each side of a linear code, batch
+    normalisation, and the same strided (transposed) convolutions.
+    """
+
+    def __init__(self, code_size=64, activation_name="gelu",
+                 channels=(32, 64)):
+        super().__init__()
+        c1, c2 = channels
+        act = activation_name
+        self.encoder = nn.Sequential(
+            nn.Conv2d(1, c1, 3, stride=2, padding=1), activation(act),
+            nn.Conv2d(c1, c2, 3, stride=2, padding=1),               # 7x7
+            ResBlock(c2, act), nn.BatchNorm2d(c2), activation(act),
+            nn.Flatten(), nn.Linear(c2 * 49, code_size),
+        )
+        self.decoder = nn.Sequential(
+            nn.Linear(code_size, c2 * 49), nn.Unflatten(1, (c2, 7, 7)),
+            ResBlock(c2, act), nn.BatchNorm2d(c2), activation(act),
+            nn.ConvTranspose2d(c2, c1, 3, stride=2, padding=1,
+                               output_padding=1), activation(act),
+            nn.ConvTranspose2d(c1, 1, 3, stride=2, padding=1,
+                               output_padding=1), nn.Tanh(),
+        )
+
+
+class UnitScale(Autoencoder):
+    """Base of the tutorial baselines: [-1, 1] in and out, [0, 1] inside,
+    Keras' default initialisation."""
+
+    unit_scale = True
+
+    def encode(self, x):
+        return self.encoder((x + 1) / 2)
+
+    def decode(self, z):
+        return 2 * self.decoder(z) - 1
+
+    def keras_init(self):
+        for m in self.modules():
+            if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+
+
+class TFDense(UnitScale):
+    """The TensorFlow tutorial's first autoencoder: Flatten,
+    Dense(code, relu), Dense(784, sigmoid), Reshape."""
+
+    def __init__(self, code_size=64, activation_name="relu"):
+        super().__init__()
+        self.encoder = nn.Sequential(
+            nn.Flatten(), nn.Linear(784, code_size),
+            activation(activation_name))
+        self.decoder = nn.Sequential(
+            nn.Linear(code_size, 784), nn.Sigmoid(),
+            nn.Unflatten(1, (1, 28, 28)))
+        self.keras_init()
+
+
+class TFDenoiser(UnitScale):
+    """The tutorial's convolutional denoiser: Conv2D(16, 3, stride 2)
+    and Conv2D(8, 3, stride 2) with ReLU, their transposed mirror, then
+    Conv2D(1, 3, sigmoid); every layer 'same'-padded. Its code is the
+    8 x 7 x 7 feature map (`code_size` is ignored)."""
+
+    def __init__(self, code_size=392, activation_name="relu"):
+        super().__init__()
+        a = activation_name
+        self.encoder = nn.Sequential(
+            nn.Conv2d(1, 16, 3, stride=2, padding=1), activation(a),
+            nn.Conv2d(16, 8, 3, stride=2, padding=1), activation(a),
+            nn.Flatten())
+        self.decoder = nn.Sequential(
+            nn.Unflatten(1, (8, 7, 7)),
+            nn.ConvTranspose2d(8, 8, 3, stride=2, padding=1,
+                               output_padding=1), activation(a),
+            nn.ConvTranspose2d(8, 16, 3, stride=2, padding=1,
+                               output_padding=1), activation(a),
+            nn.Conv2d(16, 1, 3, padding=1), nn.Sigmoid())
+        self.keras_init()
+
+
 REGISTRY = {
     "shallow": ShallowMLP,
     "deep": DeepMLP,
     "conv": ConvAE,
+    "resconv": ResConvAE,
     "vae": ConvVAE,
+    "tf-dense": TFDense,
+    "tf-denoiser": TFDenoiser,
 }
-DEFAULT_ACTIVATION = {"shallow": "relu", "deep": "relu",
-                      "conv": "gelu", "vae": "gelu"}
-DEFAULT_CODE_SIZE = {"shallow": 64, "deep": 64, "conv": 64, "vae": 16}
+DEFAULT_ACTIVATION = {"shallow": "relu", "deep": "relu", "conv": "gelu",
+                      "resconv": "gelu", "vae": "gelu", "tf-dense": "relu",
+                      "tf-denoiser": "relu"}
+DEFAULT_CODE_SIZE = {"shallow": 64, "deep": 64, "conv": 64, "resconv": 64,
+                     "vae": 16, "tf-dense": 64, "tf-denoiser": 392}
 
 
 def build(arch: str, code_size: int | None = None,

@@ -19,7 +19,9 @@ SHORT = ("T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
          "Shirt", "Sneaker", "Bag", "Boot")   # class names for 7 pt titles
 PANELS = (("mse", "loss: MSE, [0, 1] scale"),
           ("pixel_acc", "pixel accuracy"),
+          ("fg_pixel_acc", "foreground pixel acc."),
           ("recog_acc", "recognition accuracy"))
+FLOORED = ("pixel_acc", "fg_pixel_acc")   # dashed: all-background output
 ERROR_MAX = 0.5      # colour scale of |error| maps, [0, 1] pixel scale
 
 
@@ -37,7 +39,7 @@ def _bare(ax):
         spine.set_visible(False)
 
 
-def _plain_log_ticks(ax):
+def plain_log_ticks(ax):
     """Log-scale y ticks as plain numbers (0.004, 0.01) in one size,
     instead of mathtext powers whose exponents print at 5 pt."""
     def minor(v, _):
@@ -79,9 +81,12 @@ def history_limits(groups) -> dict[str, tuple[float, float]]:
     that figures drawn with them compare by eye."""
     out = {}
     for key, _ in PANELS:
-        values = np.concatenate([curves(runs, s, key).ravel()
+        values = np.concatenate([curves(runs, s, k).ravel()
                                  for runs in groups
-                                 for s in ("train", "val")])
+                                 for s in ("train", "val")
+                                 for k in (key, *([f"{key}_floor"]
+                                                  if key in FLOORED
+                                                  else []))])
         lo, hi = values.min(), values.max()
         if key == "mse":
             out[key] = (lo / 1.15, hi * 1.15)
@@ -96,8 +101,12 @@ def history(runs, limits=None, title=None):
     epoch, training subset vs validation: one thin line per seed, a thick
     line for their mean. `limits` (from `history_limits`) fixes the y-axes
     so several figures compare."""
-    fig, axes = plt.subplots(1, 3, figsize=(WIDTH, 2.5))
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(WIDTH, 2.4))
     for ax, (key, label) in zip(axes, PANELS):
+        if key in FLOORED:
+            floor = curves(runs, "val", f"{key}_floor").mean()
+            ax.axhline(floor, color="0.4", lw=0.8, ls="--",
+                       label="all-background output")
         for split, color in (("train", "C0"), ("val", "C1")):
             values = curves(runs, split, key)
             epochs = np.arange(1, values.shape[1] + 1)
@@ -106,18 +115,20 @@ def history(runs, limits=None, title=None):
             ax.plot(epochs, values.mean(0), color=color, lw=1.6,
                     label="training subset" if split == "train"
                     else "validation")
-        ax.set_title(label, fontsize=9)
+        ax.set_title(label, fontsize=8)
         ax.set_xlabel("epoch", fontsize=8)
         ax.tick_params(which="both", labelsize=8)
         if key == "mse":
             ax.set_yscale("log")
-            _plain_log_ticks(ax)
+            plain_log_ticks(ax)
         if limits:
             ax.set_ylim(*limits[key])
-    axes[1].legend(fontsize=8, loc="lower right")
+    handles, names = axes[1].get_legend_handles_labels()
+    fig.legend(handles, names, fontsize=8, loc="lower center", ncol=3,
+               bbox_to_anchor=(0.5, 0.0))
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout(pad=0.4, w_pad=0.8)
+    fig.tight_layout(pad=0.4, w_pad=0.6, rect=(0, 0.09, 1, 1))
     return fig
 
 
@@ -132,13 +143,14 @@ def compare(groups: dict[str, list], key="val_mse", ylabel=None,
     ax.set_ylabel(ylabel or key)
     if log:
         ax.set_yscale("log")
-        _plain_log_ticks(ax)
+        plain_log_ticks(ax)
     ax.legend()
     fig.tight_layout()
     return fig
 
 
-def pairs(X, X_hat, y, y_pred, errors=True, ncols=10):
+def pairs(X, X_hat, y, y_pred, errors=True, ncols=10,
+          row_names=("input", "output", "|error|"), mark=True):
     """Blocks of (input, output[, |error|]) rows, `ncols` images wide, with
     the true label over each input and the classifier's over each output
     (red and marked "x" where it differs). Error maps share one colour
@@ -162,7 +174,7 @@ def pairs(X, X_hat, y, y_pred, errors=True, ncols=10):
             err_image = axes[top + 2, col].imshow(
                 err, cmap="magma", vmin=0, vmax=ERROR_MAX)
         axes[top, col].set_title(SHORT[y[j]], fontsize=7, pad=2)
-        wrong = y_pred[j] != y[j]
+        wrong = mark and y_pred[j] != y[j]
         axes[top + 1, col].set_title(
             SHORT[y_pred[j]] + (" x" if wrong else ""), fontsize=7, pad=2,
             color="C3" if wrong else "black",
@@ -172,7 +184,7 @@ def pairs(X, X_hat, y, y_pred, errors=True, ncols=10):
         for i in range(per):
             axes[block * per + i, col].axis("off")
     for block in range(blocks):
-        for i, name in enumerate(["input", "output", "|error|"][:per]):
+        for i, name in enumerate(list(row_names)[:per]):
             axes[block * per + i, 0].set_ylabel(name, fontsize=8)
     fig.subplots_adjust(wspace=0.06, hspace=0.32, left=0.07, right=0.86,
                         top=0.95, bottom=0.02)

@@ -3,6 +3,7 @@ Markdown tables. Loading never trains when valid results are stored."""
 
 from __future__ import annotations
 
+import json
 import statistics
 from functools import cached_property
 
@@ -16,10 +17,14 @@ from .results import Store
 from .runs import Run, load_or_train
 
 LABELS = {"shallow": "Shallow MLP", "deep": "Deep MLP",
-          "conv": "Conv AE", "vae": "Conv VAE"}
-MSE_AIM = 0.0045   # the project's target test MSE at code size 64
+          "conv": "Conv AE", "resconv": "Residual conv AE",
+          "vae": "Conv VAE", "tf-dense": "TF tutorial dense",
+          "tf-denoiser": "TF tutorial denoiser"}
+ACT_LABELS = {"relu": "ReLU", "gelu": "GELU", "sigmoid": "Sigmoid",
+              "tanh": "Tanh", "silu": "SiLU"}
 METRIC_NAMES = {
     "mse": "MSE", "psnr": "PSNR (dB)", "pixel_acc": "pixel acc.",
+    "fg_pixel_acc": "foreground pixel acc.",
     "recog_acc": "recognition acc.",
 }
 
@@ -39,10 +44,34 @@ class Book:
                 cfg, self.data, self.store, log=self.log)
         return self._cache[cfg.name]
 
-    def main(self) -> dict[str, list[Run]]:
-        """The three compared architectures, three seeds each."""
-        return {arch: [self.run(c) for c in cfgs]
-                for arch, cfgs in plan.main_runs().items()}
+    def main(self) -> dict[tuple[str, str], list[Run]]:
+        """(architecture, activation) -> three seeds: the controlled
+        comparison."""
+        return {k: [self.run(c) for c in cfgs]
+                for k, cfgs in plan.main_runs().items()}
+
+    def selected(self) -> dict[str, list[Run]]:
+        """Each architecture at its own activation, three seeds."""
+        main = self.main()
+        return {a: main[(a, plan.DEFAULT_ACT[a])] for a in plan.ARCHS}
+
+    def strong(self) -> Run:
+        return self.run(plan.strong_run())
+
+    def batch64(self) -> dict[str, Run]:
+        return {a: self.run(c) for a, c in plan.batch64_runs().items()}
+
+    def tutorial_dense(self) -> Run:
+        return self.run(plan.tutorial_dense())
+
+    def tutorial_denoiser(self) -> Run:
+        return self.run(plan.tutorial_denoiser())
+
+    def denoisers(self) -> dict[float, Run]:
+        return {s: self.run(c) for s, c in plan.denoiser_runs().items()}
+
+    def one_class(self) -> dict[int, Run]:
+        return {c: self.run(cfg) for c, cfg in plan.one_class_runs().items()}
 
     def activations(self) -> dict[str, Run]:
         return {a: self.run(c) for a, c in plan.activation_runs().items()}
@@ -50,8 +79,67 @@ class Book:
     def code_sizes(self) -> dict[int, Run]:
         return {z: self.run(c) for z, c in plan.code_size_runs().items()}
 
+    def vaes(self) -> dict[float, Run]:
+        return {b: self.run(c) for b, c in plan.vae_runs().items()}
+
     def vae(self) -> Run:
-        return self.run(plan.vae_run())
+        return self.vaes()[1.0]
+
+    def cached(self, name: str, runs: list[Run], compute):
+        """`compute()` (a JSON-able value: numbers, lists, dicts), stored
+        in results/cache/<name>.json and keyed on the runs it reads, the
+        data, and the code of the modules that produce results and of
+        `analysis` and `baselines`. A stale or damaged entry is computed
+        again and replaced; nothing is served under another key."""
+        from .results import TRAINING_MODULES, atomic_save_json, make_key
+        key = make_key({"name": name,
+                        "runs": [r.record["key"] for r in runs]},
+                       self.data.fingerprint,
+                       TRAINING_MODULES + ("analysis", "baselines"))
+        path = self.store.root / "cache" / f"{name}.json"
+        try:
+            entry = json.loads(path.read_text())
+            if isinstance(entry, dict) and entry.get("key") == key:
+                return entry["value"]
+        except (OSError, ValueError):
+            pass
+        value = compute()
+        atomic_save_json(path, {"key": key, "value": value})
+        return value
+
+    def codes(self, run: Run, split) -> torch.Tensor:
+        """A run's codes of every image of a split."""
+        net = run.model()
+        with torch.no_grad():
+            return torch.cat([net.encode(split.X[i:i + 5000])
+                              for i in range(0, len(split), 5000)])
+
+    def probes(self) -> dict:
+        """Test accuracy of a linear probe and a 5-NN vote on the selected
+        model's codes, on PCA-64 and (linear only) on raw pixels; cached
+        (about half a minute to compute)."""
+        from . import analysis
+        from .baselines import PCA
+        run = self.selected()["conv"][0]
+
+        def compute():
+            train, test = self.data.train, self.data.test
+            pca = PCA.fit(train.X)
+            W = pca.components[:, :64].float()
+            feats = {
+                "conv AE code (64)": (self.codes(run, train),
+                                      self.codes(run, test)),
+                "PCA (64)": ((train.X.flatten(1) - pca.mean.float()) @ W,
+                             (test.X.flatten(1) - pca.mean.float()) @ W),
+                "raw pixels (784)": (train.X.flatten(1), test.X.flatten(1)),
+            }
+            return {
+                "linear": {k: analysis.linear_probe(a, train.y, b, test.y)
+                           for k, (a, b) in feats.items()},
+                "knn": {k: analysis.knn_accuracy(a, train.y, b, test.y)
+                        for k, (a, b) in feats.items() if "784" not in k}}
+
+        return self.cached("probes", [run], compute)
 
     @cached_property
     def _classifier(self):
@@ -75,14 +163,26 @@ def fmt(mean, sd, digits) -> str:
 
 def test_summary(runs: list[Run]) -> dict:
     """Mean and standard deviation over seeds of every test metric, the
-    epoch time and the parameter count."""
+    epoch time, the parameter count, and seed 0's 95 % bootstrap
+    intervals over test images (`mse_ci`, `recog_acc_ci`)."""
     out = {k: mean_std(r.test[k] for r in runs) for k in METRIC_NAMES}
     out["seconds"] = mean_std(
         statistics.median(r.curve("seconds")) for r in runs)
+    out["eval_seconds"] = mean_std(
+        statistics.median(r.curve("eval_seconds")) for r in runs)
+    for k in ("mse_ci", "recog_acc_ci"):
+        out[k] = runs[0].test[k]
     out["params"] = runs[0].record["params"]
     out["flops"] = runs[0].record["flops"]
     out["n"] = len(runs)
     return out
+
+
+def seconds_per_epoch(run: Run) -> float:
+    """The one definition of a run's training time per epoch: the median
+    over its epochs of the gradient steps' wall time (evaluation not
+    included)."""
+    return statistics.median(run.curve("seconds"))
 
 
 def markdown_table(header: list[str], rows: list[list],
@@ -103,6 +203,37 @@ def markdown_table(header: list[str], rows: list[list],
         room = len(rows) + 6
         keep = f"```{{=latex}}\n\\needspace{{{room}\\baselineskip}}\n```\n\n"
     return Markdown(keep + "\n".join(lines))
+
+
+def layer_rows(model, group=()) -> list[dict]:
+    """Like `models.layer_table`, but a module of a type in `group` (a
+    residual block, say) is one row instead of one row per layer in it."""
+    rows, hooks = [], []
+
+    def hook(module, _inputs, output):
+        rows.append({"layer": type(module).__name__,
+                     "output": tuple(output.shape[1:]),
+                     "params": sum(p.numel() for p in module.parameters())})
+
+    def visit(module):
+        if isinstance(module, group) or not list(module.children()):
+            hooks.append(module.register_forward_hook(hook))
+            return
+        for child in module.children():
+            visit(child)
+
+    visit(model)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 1, 28, 28,
+                              device=next(model.parameters()).device))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    return rows
 
 
 def source(*objects) -> Markdown:

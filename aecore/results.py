@@ -32,8 +32,15 @@ from .errors import AecoreError
 
 ENV_RESULTS = "AECORE_RESULTS"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-# Modules whose code decides what a training run produces.
-TRAINING_MODULES = ("data", "models", "metrics", "train", "classifier")
+# Modules whose code decides what a training run produces: every aecore
+# module that `train` and `runs` import, directly or not, except the two
+# below (tests/test_train.py checks this with the import graph).
+TRAINING_MODULES = ("data", "models", "metrics", "train", "classifier",
+                    "runs")
+NOT_RESULT_CHANGING = {
+    "results": "stores and checks results; computes no numbers",
+    "errors": "exception classes",
+}
 
 
 def results_root(root=None) -> Path:
@@ -143,9 +150,10 @@ def record_problem(record, required=()) -> str | None:
             return f"has no {field!r} entry"
     weights = record["weights"]
     if not (isinstance(weights, dict)
-            and isinstance(weights.get("file"), str)
             and isinstance(weights.get("sha256"), str)
-            and "/" not in weights["file"]):
+            and (weights.get("kept") is False and weights.get("file") is None
+                 or isinstance(weights.get("file"), str)
+                 and "/" not in weights["file"])):
         return "has no valid 'weights' entry"
     if not isinstance(record["key"], str):
         return "has no valid 'key'"
@@ -276,6 +284,8 @@ class Store:
         if record["key"] != key:
             return "stale", (f"{where} was made by another config, code "
                              "or data")
+        if record["weights"].get("kept") is False:
+            return "valid", ""     # by design: only the record was kept
         weights = self.folder(name) / record["weights"]["file"]
         sha = self._sha256(weights)
         if sha is None:
@@ -295,7 +305,7 @@ class Store:
         if self.status(name, key, required) != "valid":
             return None
         record = self.read(name)
-        self.tidy(name, keep=record["weights"]["file"])
+        self.tidy(name, keep=record["weights"]["file"] or "")
         return record
 
     def tidy(self, name: str, keep: str | None = None) -> None:
@@ -333,6 +343,11 @@ class Store:
                 f"--results or ${ENV_RESULTS}")
 
     def weights(self, name: str, record: dict, map_location="cpu"):
+        if record["weights"].get("kept") is False:
+            raise AecoreError(
+                f"{self.folder(name)}: the weights of this run were not "
+                "kept (only its record); delete the folder and train it "
+                "again with `python -m aecore train`")
         path = self.folder(name) / record["weights"]["file"]
         payload = path.read_bytes()
         if hashlib.sha256(payload).hexdigest() != record["weights"]["sha256"]:
@@ -341,16 +356,22 @@ class Store:
         return torch.load(io.BytesIO(payload), map_location=map_location,
                           weights_only=True)
 
-    def save(self, name: str, record: dict, state_dict) -> dict:
-        """Write weights under a fresh name, then swap result.json."""
+    def save(self, name: str, record: dict, state_dict,
+             keep_weights=True) -> dict:
+        """Write weights under a fresh name, then swap result.json.
+        Without `keep_weights` only their SHA-256 is recorded."""
         self.check_free(name, record["config"])
         folder = self.folder(name)
         buf = io.BytesIO()
         torch.save(state_dict, buf)
         sha = hashlib.sha256(buf.getvalue()).hexdigest()
-        file = f"weights-{sha[:12]}.pt"
-        _atomic_write_bytes(folder / file, buf.getvalue())
-        record = {**record, "weights": {"file": file, "sha256": sha}}
+        if keep_weights:
+            file = f"weights-{sha[:12]}.pt"
+            _atomic_write_bytes(folder / file, buf.getvalue())
+            weights = {"file": file, "sha256": sha}
+        else:
+            file, weights = "", {"file": None, "sha256": sha, "kept": False}
+        record = {**record, "weights": weights}
         atomic_save_json(folder / "result.json", record)
         self.tidy(name, keep=file)   # old weights, checkpoint, temp files
         return record

@@ -37,9 +37,18 @@ class Run:
         return f"Run({self.name}, test mse {self.test['mse']:.5f})"
 
 
-def key(cfg: TrainConfig, data) -> str:
+def classifier_sha(data, store: Store) -> str:
+    """SHA-256 of the valid stored reference classifier's weights, or
+    "none" (then no stored run can be valid: its key names the
+    classifier it was measured with)."""
+    if classifier_status(data, store)[0] != "valid":
+        return "none"
+    return store.read(ref.NAME)["weights"]["sha256"]
+
+
+def key(cfg: TrainConfig, data, store: Store) -> str:
     """The key a valid stored result for `cfg` on `data` carries."""
-    return make_key(asdict(cfg.resolved()), data.fingerprint)
+    return trainer.run_key(cfg, data.fingerprint, classifier_sha(data, store))
 
 
 REQUIRED = ("history", "test")   # what a run's record must hold
@@ -47,7 +56,7 @@ REQUIRED = ("history", "test")   # what a run's record must hold
 
 def diagnose(cfg: TrainConfig, data, store: Store) -> tuple[str, str]:
     """(status, reason); see `Store.diagnose`."""
-    return store.diagnose(cfg.name, key(cfg, data), REQUIRED)
+    return store.diagnose(cfg.name, key(cfg, data, store), REQUIRED)
 
 
 def status(cfg: TrainConfig, data, store: Store) -> str:
@@ -59,7 +68,7 @@ def status(cfg: TrainConfig, data, store: Store) -> str:
 
 def stored(cfg: TrainConfig, data, store: Store) -> Run | None:
     """The valid stored result for `cfg`, or None."""
-    record = store.load(cfg.name, key(cfg, data), REQUIRED)
+    record = store.load(cfg.name, key(cfg, data, store), REQUIRED)
     return None if record is None else Run(record, store)
 
 
@@ -78,7 +87,7 @@ def prepare(cfg: TrainConfig, store: Store) -> None:
 
 
 def load_or_train(cfg: TrainConfig, data=None, store=None, device=None,
-                  log=None, progress=False) -> Run:
+                  log=None, progress=False, keep_weights=True) -> Run:
     """The stored result for `cfg` if valid, else train it now."""
     cfg = cfg.resolved()
     store = store or Store()
@@ -92,5 +101,5 @@ def load_or_train(cfg: TrainConfig, data=None, store=None, device=None,
                 + (f" ({reason})" if state == "damaged" else "")
                 + ", training")
         run = Run(trainer.fit(cfg, data, store, device, progress=progress,
-                              log=log), store)
+                              log=log, keep_weights=keep_weights), store)
     return run

@@ -4,6 +4,12 @@ a results folder per test."""
 from __future__ import annotations
 
 import os
+
+# Bitwise repeatable CPU runs: MKL otherwise picks kernels by the memory
+# alignment of each buffer, which varies between runs, so weights can
+# differ at about 1e-7 relative (the resume and determinism tests compare
+# bit for bit). Must be set before torch loads MKL.
+os.environ.setdefault("MKL_CBWR", "COMPATIBLE")
 from pathlib import Path
 
 import numpy as np

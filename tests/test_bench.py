@@ -10,7 +10,8 @@ from aecore import bench, models
 from aecore.cli import main
 
 KEYS = {"smoke", "settings", "hardware", "notes", "pipelines", "ceiling",
-        "archs", "data_only", "time_to_quality"}
+        "archs", "data_only", "time_to_quality", "eval_overhead",
+        "precision", "startup"}
 HARDWARE = {"cpu", "threads", "torch", "device", "malloc_tuned", "date"}
 
 
@@ -51,7 +52,8 @@ def test_smoke_json_has_every_part(smoke):
     assert smoke["smoke"] is True
     assert HARDWARE <= set(smoke["hardware"])
     assert smoke["ceiling"]["gflops"] > 0
-    assert list(smoke["archs"]) == list(models.REGISTRY)
+    assert list(smoke["archs"]) == list(bench.ARCHS)
+    assert set(bench.ARCHS) <= set(models.REGISTRY)
     assert set(smoke["time_to_quality"]["archs"]) == {"shallow", "deep",
                                                        "conv"}
     for row in smoke["archs"].values():
@@ -77,7 +79,7 @@ def test_markdown_table_names_every_architecture(smoke):
     md = bench.table(smoke)
     lines = md.splitlines()
     assert lines[0].startswith("| arch |") and "---:" in lines[1]
-    for arch in models.REGISTRY:
+    for arch in bench.ARCHS:
         assert any(line.startswith(f"| {arch} |") for line in lines)
     assert "| data only |" in md
 
@@ -91,3 +93,20 @@ def test_report_prints_as_fixed_width(smoke):
 def test_settings_effect_measures_four_processes(smoke):
     effect = smoke["settings_effect"]["s_per_epoch"]
     assert len(effect) == 4 and all(v > 0 for v in effect.values())
+
+
+def test_new_rows_evaluation_precision_start_up(smoke):
+    """Evaluation overhead, bf16 against fp32 and start-up times are
+    measured and reported (values in smoke mode prove it runs only)."""
+    assert set(smoke["eval_overhead"]) == set(bench.COMPARED)
+    for row in smoke["eval_overhead"].values():
+        assert row["train_s"] > 0 and row["eval_s"] > 0
+    for arch, row in smoke["precision"].items():
+        assert set(row) == {"fp32", "bf16"}
+        assert row["fp32"]["val_mse"] > 0 and row["bf16"]["val_mse"] > 0
+    assert set(smoke["startup"]) == {"import aecore", "import torch",
+                                     "python -m aecore --help"}
+    assert set(smoke["hardware"]["native_bf16"]) == {"avx512_bf16",
+                                                     "amx_bf16"}
+    text = bench.report(smoke)
+    assert "bf16" in text and "start-up" in text

@@ -117,6 +117,24 @@ def test_stored_results_cover_the_plan():
             "run `python -m aecore train-all` and commit results/")
 
 
+def test_only_the_weights_the_book_loads_are_kept():
+    """The plan keeps weights for the runs the book loads, and no others;
+    together they stay small enough to commit."""
+    data = real_data_or_skip()
+    store = Store()
+    keep = {c.name for c in plan.keep()}
+    size = 0
+    for cfg in plan.book():
+        record = store.read(cfg.name)
+        kept = record["weights"].get("kept", True)
+        assert kept == (cfg.name in keep), cfg.name
+        if kept:
+            size += (store.folder(cfg.name)
+                     / record["weights"]["file"]).stat().st_size
+    assert runs.status(plan.book()[0], data, store) == "valid"
+    assert size < 16 * 2**20, f"{size / 2**20:.1f} MB of weights"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("chapter", QMD)
 def test_chapter_executes(chapter, monkeypatch):

@@ -71,7 +71,7 @@ def test_train_writes_results(synthetic_root, tmp_path):
               "--results", str(tmp_path), "--device", "cpu")
     assert res.returncode == 0, res.stderr
     assert "epoch 2/2" in res.stdout and "val mse" in res.stdout
-    folder = tmp_path / "shallow-relu-z64-e2-b64-s0"
+    folder, = tmp_path.glob("shallow-relu-z64-e2-b64-s0-*")
     record = json.loads((folder / "result.json").read_text())
     assert len(record["history"]) == 2
     again = cli("evaluate", "--arch", "shallow", "--epochs", "2",
@@ -95,6 +95,9 @@ def test_static_option_lists_match_the_library():
     assert cli_mod.ARCHS == tuple(models.REGISTRY)
     assert cli_mod.ACTIVATIONS == tuple(models.ACTIVATIONS)
     assert cli_mod.PLANS == tuple(plan.PLANS)
+    from aecore import train
+    assert cli_mod.PRECISIONS == train.PRECISIONS
+    assert cli_mod.SCHEDULES == train.SCHEDULES
     defaults = asdict(TrainConfig())
     assert all(defaults[k] == v for k, v in cli_mod.DEFAULTS.items())
 
@@ -112,3 +115,29 @@ def test_start_up_loads_no_torch(code):
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True,
                          text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("args,word", [
+    (["--noise", "1.5"], "between 0 and 1"),
+    (["--noise", "nan"], "finite"),
+    (["--normal-class", "10"], "class 0-9"),
+    (["--precision", "fp8"], "invalid choice"),
+    (["--schedule", "cosine"], "invalid choice"),
+])
+def test_new_options_are_checked_at_once(args, word):
+    res = cli("train", "--arch", "conv", *args)
+    assert res.returncode == 2 and word in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_denoiser_and_one_class_from_the_cli(synthetic_root, tmp_path):
+    res = cli("train", "--arch", "shallow", "--epochs", "1", "--batch-size",
+              "64", "--noise", "0.2", "--fixed-noise", "--normal-class", "3",
+              "--device", "cpu", "--data", str(synthetic_root),
+              "--results", str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    folder, = tmp_path.glob("shallow-relu-z64-e1-b64-s0-n0.2x1-c3-*")
+    record = json.loads((folder / "result.json").read_text())
+    assert record["config"]["noise"] == 0.2
+    assert record["config"]["fresh_noise"] is False
+    assert 0 <= record["test"]["auroc"] <= 1

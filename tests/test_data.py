@@ -1,4 +1,6 @@
+import os
 import urllib.error
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -95,3 +97,103 @@ def test_wrong_magic_is_named(tmp_path):
     write_idx(path, np.zeros((N_TRAIN, 2)))  # images where labels belong
     with pytest.raises(DataError, match="train-labels-idx1-ubyte.*magic"):
         fmnist.load(root)
+
+
+def _root_with(tmp_path, name, array):
+    root = make_root(tmp_path / "d")
+    write_idx(fmnist.raw_folder(root) / name, array)
+    fmnist._load_cpu.cache_clear()
+    return root
+
+
+@pytest.mark.parametrize("name,n", [("t10k-labels-idx1-ubyte", N_TEST),
+                                    ("train-labels-idx1-ubyte", N_TRAIN)])
+def test_label_out_of_range_is_one_paragraph(tmp_path, name, n):
+    labels = np.arange(n) % 10
+    labels[7] = 200
+    root = _root_with(tmp_path, name, labels)
+    with pytest.raises(DataError, match=f"{name}: label 200 at index 7"):
+        fmnist.load(root)
+
+
+@pytest.mark.parametrize("name,n", [
+    ("train-labels-idx1-ubyte", N_TRAIN - 1),
+    ("train-images-idx3-ubyte", N_TRAIN - 1),
+    ("t10k-labels-idx1-ubyte", N_TEST + 1)])
+def test_counts_that_disagree_are_named(tmp_path, name, n):
+    if "images" in name:
+        array = np.zeros((n, 28, 28))
+    else:
+        array = np.arange(n) % 10
+    root = _root_with(tmp_path, name, array)
+    with pytest.raises(DataError, match="images but .* labels"):
+        fmnist.load(root)
+
+
+def test_wrong_image_shape_is_named(tmp_path):
+    root = _root_with(tmp_path, "train-images-idx3-ubyte",
+                      np.zeros((N_TRAIN, 56, 14)))
+    with pytest.raises(DataError, match="56 x 14 .* expected 28 x 28"):
+        fmnist.load(root)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads mode-000 files")
+def test_unreadable_file_is_one_line(tmp_path):
+    root = make_root(tmp_path / "d")
+    path = fmnist.raw_folder(root) / "train-images-idx3-ubyte"
+    path.chmod(0)
+    try:
+        with pytest.raises(DataError, match="cannot be read"):
+            fmnist.load(root)
+    finally:
+        path.chmod(0o644)
+
+
+def test_unreadable_file_is_one_line_via_oserror(tmp_path, monkeypatch):
+    """The same path as above, for machines where tests run as root."""
+    root = make_root(tmp_path / "d")
+    real = Path.read_bytes
+
+    def denied(self):
+        if self.name == "t10k-images-idx3-ubyte":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    fmnist._load_cpu.cache_clear()
+    with pytest.raises(DataError, match="t10k-images.*cannot be read"):
+        fmnist.load(root)
+
+
+def test_torchvision_processed_cache_is_never_read(tmp_path):
+    """A stale processed/ cache (from an older torchvision) with other
+    images must not replace the checked raw files."""
+    root = make_root(tmp_path / "d")
+    processed = root / "FashionMNIST" / "processed"
+    processed.mkdir()
+    fake = (torch.zeros(10, 28, 28, dtype=torch.uint8),
+            torch.zeros(10, dtype=torch.long))
+    for f in ("training.pt", "test.pt"):
+        torch.save(fake, processed / f)
+    fmnist._load_cpu.cache_clear()
+    data = fmnist.load(root)
+    assert len(data.train) + len(data.val) == N_TRAIN
+    assert len(data.test) == N_TEST
+
+
+def test_noise_protocol():
+    """sigma on the [0, 1] scale, clipped to [0, 1]: mid-grey pixels get
+    noise of that standard deviation; black ones are clipped at 0."""
+    g = torch.Generator().manual_seed(0)
+    grey = torch.zeros(2000, 1, 28, 28)              # 0.5 on [0, 1]
+    noisy = fmnist.add_noise(grey, 0.1, g)
+    x01 = (noisy + 1) / 2
+    assert x01.min() >= 0 and x01.max() <= 1
+    assert (x01 - 0.5).std().item() == pytest.approx(0.1, rel=0.01)
+    assert (x01 - 0.5).mean().item() == pytest.approx(0, abs=1e-3)
+    black = -torch.ones(1000, 1, 28, 28)
+    x01 = (fmnist.add_noise(black, 0.2, g) + 1) / 2
+    assert x01.min() == 0
+    assert (x01 == 0).float().mean().item() == pytest.approx(0.5, abs=0.01)
+    # the input is left alone
+    assert torch.equal(grey, torch.zeros_like(grey))

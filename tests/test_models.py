@@ -63,8 +63,37 @@ def test_bad_names_rejected():
 
 def test_shallow_params_and_flops_known():
     model = models.build("shallow", code_size=64)
+    dims = [(784, 256), (256, 64), (64, 256), (256, 784)]
+    assert models.n_params(model) == sum(a * b + b for a, b in dims)
+    assert models.forward_flops(model) == sum(2 * a * b for a, b in dims)
+
+
+def test_tutorial_dense_is_the_keras_model():
+    """Dense(64, relu) -> Dense(784, sigmoid) on [0, 1] pixels, Glorot
+    uniform weights and zero biases (Keras' defaults)."""
+    model = models.build("tf-dense")
     assert models.n_params(model) == 784 * 64 + 64 + 64 * 784 + 784
-    assert models.forward_flops(model) == 2 * 2 * 784 * 64
+    first = model.encoder[1]
+    assert first.bias.abs().max() == 0
+    bound = (6 / (784 + 64)) ** 0.5
+    assert first.weight.abs().max() <= bound
+    x = -torch.ones(2, 1, 28, 28)            # black on the [-1, 1] scale
+    torch.testing.assert_close(model.encode(x), torch.zeros(2, 64))
+    assert model(x).min() > -1 and model(x).max() < 1
+
+
+def test_tutorial_denoiser_shapes():
+    model = models.build("tf-denoiser")
+    shapes = [r["output"] for r in models.layer_table(model)]
+    assert (16, 14, 14) in shapes and (8, 7, 7) in shapes
+    assert models.n_params(model) == (16 * 9 + 16) + (8 * 16 * 9 + 8) + (
+        8 * 8 * 9 + 8) + (8 * 16 * 9 + 16) + (16 * 9 + 1)
+
+
+def test_every_compared_design_has_a_linear_code():
+    """Same treatment of the code layer: the encoder ends in a Linear."""
+    for arch in ("shallow", "deep", "conv", "resconv"):
+        assert isinstance(models.build(arch).encoder[-1], torch.nn.Linear)
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -76,7 +105,7 @@ def test_layer_table_accounts_for_every_parameter(arch):
 
 
 def test_code_size_is_shared_by_deterministic_models():
-    for arch in ("shallow", "deep", "conv"):
+    for arch in ("shallow", "deep", "conv", "resconv"):
         assert models.build(arch).encode(batch(2)).shape[1] == 64
 
 
@@ -86,3 +115,12 @@ def test_vae_samples_from_prior():
     a, b = vae.sample(5, generator=g), vae.sample(5)
     assert a.shape == (5, 1, 28, 28) and not torch.equal(a, b)
     assert a.abs().max() <= 1
+
+
+def test_layer_rows_group_residual_blocks():
+    from aecore import report
+    model = models.build("resconv")
+    rows = report.layer_rows(model, group=(models.ResBlock,))
+    assert sum(r["params"] for r in rows) == models.n_params(model)
+    assert [r["layer"] for r in rows].count("ResBlock") == 2
+    assert len(rows) < len(models.layer_table(model))

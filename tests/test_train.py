@@ -11,7 +11,8 @@ from aecore.classifier import load_or_train as reference
 from aecore.errors import AecoreError, ConfigError, TrainingError
 
 CFG = TrainConfig(arch="shallow", epochs=3, batch_size=64, lr=3e-3)
-METRICS = ("loss", "mse", "psnr", "pixel_acc", "recog_acc")
+METRICS = ("loss", "mse", "psnr", "pixel_acc", "pixel_acc_floor",
+           "fg_pixel_acc", "fg_pixel_acc_floor", "recog_acc")
 
 
 def test_history_and_stored_result(tiny, store):
@@ -21,18 +22,26 @@ def test_history_and_stored_result(tiny, store):
     for split in ("train", "val"):
         for m in METRICS:
             assert f"{split}_{m}" in row
-    assert row["seconds"] > 0
+    assert row["seconds"] > 0 and row["eval_seconds"] > 0
+    assert record["wall_seconds"] >= sum(r["seconds"] for r in
+                                         record["history"])
+    assert record["environment"]["precision"] == "fp32"
     assert record["history"][-1]["val_mse"] < record["history"][0]["val_mse"]
     folder = store.folder(CFG.name)
     on_disk = json.loads((folder / "result.json").read_text())
     assert on_disk["history"] == record["history"]
-    assert set(on_disk["test"]) == set(METRICS)
+    assert set(on_disk["test"]) == {*METRICS, "mse_ci", "recog_acc_ci"}
+    lo, hi = on_disk["test"]["mse_ci"]
+    assert lo < on_disk["test"]["mse"] < hi
     assert not (folder / "checkpoint.pt").exists()
     # round trip: the stored weights reproduce the stored test metrics
     run = load_or_train(CFG, tiny, store)
     clf = reference(tiny, store)
-    again = train_mod.evaluate(run.model(), tiny.test, clf)
-    assert again == pytest.approx(run.test, rel=1e-5)
+    again = train_mod.test_metrics(run.model(), CFG.resolved(), tiny.test,
+                                   clf)
+    assert set(again) == set(run.test)
+    for k, v in run.test.items():
+        assert again[k] == pytest.approx(v, rel=1e-5), k
 
 
 def test_valid_result_is_served_not_retrained(tiny, store, monkeypatch):
@@ -58,18 +67,25 @@ def test_changed_code_is_retrained_not_served(tiny, store, monkeypatch):
     assert len(calls) == 1
 
 
-def test_another_config_never_overwrites_a_result(tiny, store):
-    """lr is not in the folder name: a run with another lr must neither
-    be served the first result nor delete it."""
+def test_another_config_never_overwrites_a_result(tiny, store, monkeypatch):
+    """Another lr gets its own folder; both results stay valid. And if
+    two configs ever shared a folder (a name collision, an older layout),
+    the second would neither be served the first result nor delete it."""
     first = fit(CFG, tiny, store, "cpu")
     other = replace(CFG, lr=1e-3)
-    assert other.name == CFG.name
+    second = fit(other, tiny, store, "cpu")
+    assert other.name != CFG.name
+    assert store.status(CFG.name, first["key"]) == "valid"
+    assert store.status(other.name, second["key"]) == "valid"
+    monkeypatch.setattr(TrainConfig, "name", property(lambda c: "shared"))
+    first = fit(CFG, tiny, store, "cpu")
+    other = replace(CFG, lr=1e-3)
     with pytest.raises(AecoreError, match="another config"):
         load_or_train(other, tiny, store)
     with pytest.raises(AecoreError, match="another config"):
         fit(other, tiny, store, "cpu")
-    assert store.status(CFG.name, first["key"]) == "valid"
-    assert store.weights(CFG.name, first)
+    assert store.status("shared", first["key"]) == "valid"
+    assert store.weights("shared", first)
 
 
 def test_interrupted_run_resumes_identically(tiny, store, tmp_path):
@@ -122,8 +138,8 @@ def test_same_seed_same_losses(tiny, tmp_path):
 def test_nan_loss_names_epoch(tiny, store, monkeypatch):
     real = train_mod.objective
 
-    def poisoned(model, X, beta=1.0):
-        loss, X_hat = real(model, X, beta)
+    def poisoned(model, X, target=None, beta=1.0):
+        loss, X_hat = real(model, X, target, beta)
         return loss * float("nan"), X_hat
 
     monkeypatch.setattr(train_mod, "objective", poisoned)
@@ -134,7 +150,11 @@ def test_nan_loss_names_epoch(tiny, store, monkeypatch):
 @pytest.mark.parametrize("bad", [dict(epochs=0), dict(lr=-1.0),
                                  dict(arch="mlp"), dict(activation="x"),
                                  dict(batch_size=0), dict(code_size=-3),
-                                 dict(code_size=0)])
+                                 dict(code_size=0), dict(noise=-0.1),
+                                 dict(noise=2.0), dict(normal_class=10),
+                                 dict(precision="fp8"),
+                                 dict(schedule="cosine"),
+                                 dict(beta=float("inf"))])
 def test_bad_config_rejected(bad):
     with pytest.raises(ConfigError):
         replace(CFG, **bad).resolved()
@@ -146,3 +166,152 @@ def test_vae_trains_and_records_kl_objective(tiny, store):
     row = record["history"][0]
     assert row["val_loss"] > 784 * 4 * row["val_mse"]   # sum + KL term
     assert torch.isfinite(torch.tensor(row["running_loss"]))
+
+
+def test_every_config_field_changes_the_folder():
+    """Two configs never share a folder (a changed lr once overwrote a
+    stored result)."""
+    base = CFG.resolved()
+    variants = [replace(base, lr=1e-3), replace(base, beta=0.5),
+                replace(base, noise=0.2), replace(base, noise=0.2,
+                                                  fresh_noise=False),
+                replace(base, normal_class=3),
+                replace(base, precision="bf16"),
+                replace(base, schedule="constant")]
+    names = {c.name for c in [base, *variants]}
+    assert len(names) == len(variants) + 1
+
+
+def test_denoiser_sees_noisy_inputs_and_clean_targets(tiny, store,
+                                                      monkeypatch):
+    seen = []
+    real = train_mod.objective
+
+    def spy(model, X, target=None, beta=1.0):
+        if model.training:
+            seen.append((X.clone(), target.clone()))
+        return real(model, X, target, beta)
+
+    monkeypatch.setattr(train_mod, "objective", spy)
+    cfg = replace(CFG, epochs=2, noise=0.3)
+    record = fit(cfg, tiny, store, "cpu")
+    X_in, target = seen[0]
+    assert not torch.equal(X_in, target)
+    assert X_in.min() >= -1 and X_in.max() <= 1
+    # fresh noise: the same image gets other noise in the next epoch
+    per_epoch = len(seen) // 2
+    assert not torch.equal(seen[0][0], seen[per_epoch][0])
+    test = record["test"]
+    assert test["noisy_mse"] > 0 and "noisy_psnr" in test
+
+
+def test_fixed_noise_is_one_copy(tiny, store, monkeypatch):
+    seen = []
+    real = train_mod.objective
+
+    def spy(model, X, target=None, beta=1.0):
+        if model.training:
+            seen.append((X - target).pow(2).sum().item())
+        return real(model, X, target, beta)
+
+    monkeypatch.setattr(train_mod, "objective", spy)
+    fit(replace(CFG, epochs=2, noise=0.3, fresh_noise=False, batch_size=10_000),
+        tiny, store, "cpu")
+    assert len(seen) == 2 and seen[0] == pytest.approx(seen[1])
+
+
+def test_one_class_run_trains_on_one_class_and_scores_auroc(tiny, store):
+    cfg = replace(CFG, epochs=2, normal_class=3)
+    record = fit(cfg, tiny, store, "cpu")
+    one = tiny.only_class(3)
+    assert set(one.train.y.tolist()) == {3}
+    assert len(one.train) == (tiny.train.y == 3).sum() + (tiny.val.y == 3).sum()
+    test = record["test"]
+    assert len(test["scores"]) == len(tiny.test)
+    assert 0 <= test["auroc"] <= 1
+    assert "recog_acc" not in test and "val_recog_acc" not in record[
+        "history"][0]
+
+
+def test_weights_not_kept_leave_a_valid_record(tiny, store):
+    record = fit(CFG, tiny, store, "cpu", keep_weights=False)
+    assert record["weights"]["kept"] is False
+    assert not list(store.folder(CFG.name).glob("weights-*"))
+    run = load_or_train(CFG, tiny, store)          # served, not retrained
+    assert run.test == record["test"]
+    with pytest.raises(AecoreError, match="not kept"):
+        run.model()
+
+
+def test_tutorial_loss_is_on_the_unit_scale():
+    from aecore import models
+    model = models.build("tf-dense")
+    X = torch.rand(4, 1, 28, 28) * 2 - 1
+    loss, X_hat = train_mod.objective(model, X)
+    assert loss.item() == pytest.approx(
+        ((X_hat - X) / 2).pow(2).mean().item(), rel=1e-5)
+
+
+def test_constant_schedule_keeps_the_rate(tiny, store):
+    cfg = replace(CFG, epochs=1, schedule="constant", lr=1e-3)
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    sched = train_mod.make_schedule(opt, cfg, 10)
+    for _ in range(10):
+        opt.step()
+        sched.step()
+    assert opt.param_groups[0]["lr"] == 1e-3
+
+
+def test_classifier_never_sees_the_curve_subset(tiny, store, monkeypatch):
+    from aecore import classifier as ref
+    seen = []
+    real = ref.ReferenceCNN.forward
+
+    def spy(self, x):
+        if self.training:
+            seen.append(x.detach().clone())
+        return real(self, x)
+
+    monkeypatch.setattr(ref.ReferenceCNN, "forward", spy)
+    reference(tiny, store)
+    n = ref.eval_size(len(tiny.train))
+    held_out = tiny.train.X[:n].flatten(1)
+    trained = torch.cat(seen).flatten(1)
+    # no held-out image appears among the classifier's training inputs
+    same = (held_out[:, None, :] == trained[None, :, :]).all(-1)
+    assert n > 0 and not same.any()
+
+
+def test_run_key_names_the_classifier_weights(tiny, store):
+    a = train_mod.run_key(CFG, tiny.fingerprint, "a" * 64)
+    b = train_mod.run_key(CFG, tiny.fingerprint, "b" * 64)
+    assert a != b
+
+
+def test_result_changing_code_is_hashed():
+    """Every aecore module that training imports, directly or not, is in
+    the results key, or declared not to change numbers."""
+    import ast
+    from pathlib import Path
+    here = Path(train_mod.__file__).parent
+    graph = {}
+    for path in here.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        deps = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                if node.module:
+                    deps.add(node.module.split(".")[0])
+                else:
+                    deps.update(a.name for a in node.names)
+        graph[path.stem] = deps
+    seen, todo = set(), ["train", "runs"]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo += graph.get(name, ())
+    declared = set(results_mod.TRAINING_MODULES) | set(
+        results_mod.NOT_RESULT_CHANGING)
+    assert seen == declared, seen ^ declared

@@ -1,0 +1,108 @@
+"""Chapter-side measurements against cases with a known answer."""
+
+import pytest
+import torch
+
+from aecore import analysis
+
+
+def test_frechet_distance_of_commuting_gaussians_is_closed_form():
+    """Covariances with the same eigenvectors: the distance is
+    |mu1 - mu2|^2 + sum (sqrt(a) - sqrt(b))^2 over their eigenvalues."""
+    g = torch.Generator().manual_seed(0)
+    Q, _ = torch.linalg.qr(torch.randn(6, 6, generator=g,
+                                       dtype=torch.float64))
+    a = torch.tensor([1., 2., 3., 4., 5., 6.], dtype=torch.float64)
+    b = torch.tensor([4., 1., 1., 9., 0.5, 2.], dtype=torch.float64)
+    S1, S2 = Q @ torch.diag(a) @ Q.T, Q @ torch.diag(b) @ Q.T
+    mu1 = torch.zeros(6, dtype=torch.float64)
+    mu2 = torch.arange(6, dtype=torch.float64)
+    expected = (mu2 @ mu2 + ((a.sqrt() - b.sqrt()) ** 2).sum()).item()
+    assert analysis.frechet_distance(mu1, S1, mu2, S2) == pytest.approx(
+        expected, rel=1e-9)
+    assert analysis.frechet_distance(mu1, S1, mu1, S1) == pytest.approx(
+        0, abs=1e-9)
+
+
+def test_frechet_of_samples_approaches_the_closed_form():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(200_000, 2, generator=g, dtype=torch.float64)
+    y = torch.randn(200_000, 2, generator=g, dtype=torch.float64) * 2 + 1
+    # N(0, I) vs N(1, 4I): 2 * 1^2 + 2 * (1 - 2)^2 = 4
+    assert analysis.frechet(x, y) == pytest.approx(4, rel=0.02)
+
+
+def test_nearest_finds_the_copy_and_its_distance():
+    g = torch.Generator().manual_seed(2)
+    pool = torch.rand(50, 1, 28, 28, generator=g) * 2 - 1
+    queries = pool[[7, 31]] + 0.02
+    idx, mse = analysis.nearest(queries, pool, batch_size=16)
+    assert idx.tolist() == [7, 31]
+    assert mse.tolist() == pytest.approx([0.0001, 0.0001], rel=1e-6)
+
+
+def test_smoothness_of_a_straight_even_path_and_of_a_jump():
+    a, b = torch.zeros(1, 4), torch.ones(1, 4)
+    t = torch.linspace(0, 1, 8).view(-1, 1)
+    assert analysis.smoothness((1 - t) * a + t * b) == pytest.approx(1 / 7)
+    jump = torch.cat([a, a, a, b, b, b])
+    assert analysis.smoothness(jump) == pytest.approx(1.0)
+
+
+def _blobs(n=600, d=8, seed=3):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 3
+    centres = torch.randn(3, d, generator=g) * 4
+    return centres[y] + torch.randn(n, d, generator=g), y
+
+
+def test_probes_separate_separable_classes_and_not_noise():
+    Z, y = _blobs()
+    assert analysis.linear_probe(Z[:400], y[:400], Z[400:], y[400:]) > 0.95
+    assert analysis.knn_accuracy(Z[:400], y[:400], Z[400:], y[400:]) > 0.95
+    noise = torch.randn(600, 8, generator=torch.Generator().manual_seed(4))
+    acc = analysis.linear_probe(noise[:400], y[:400], noise[400:], y[400:])
+    assert acc < 0.6                      # chance is 1/3
+
+
+def test_neighbour_mix_rows_sum_to_one_and_see_overlap():
+    Z, y = _blobs()
+    mix = analysis.neighbour_mix(Z, y, k=5, batch_size=128)
+    assert torch.allclose(mix.sum(1), torch.ones(3, dtype=torch.float64))
+    assert mix.diag().min() > 0.95
+    Z[y == 1] = Z[y == 0]                 # classes 0 and 1 identical
+    mix = analysis.neighbour_mix(Z + 0.01 * torch.randn_like(Z), y, k=5)
+    assert 0.3 < mix[0, 1] < 0.7 and mix[2, 2] > 0.95
+
+
+def test_pca_2d_keeps_the_main_direction():
+    t = torch.linspace(-1, 1, 100)
+    Z = torch.stack([t, 2 * t, torch.zeros(100)], 1)
+    P = analysis.pca_2d(Z)
+    assert P.shape == (100, 2)
+    assert P[:, 0].abs().max() == pytest.approx(5 ** 0.5, rel=1e-4)
+    assert P[:, 1].abs().max() < 1e-5
+
+
+def test_book_cache_is_keyed_and_heals(synthetic_root, tmp_path):
+    """A cached chapter computation is served while its key holds, and
+    computed again when the runs it reads change or the file is damaged."""
+    from aecore.report import Book
+
+    book = Book(synthetic_root, tmp_path, log=lambda line: None)
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"value": len(calls)}
+
+    class FakeRun:
+        def __init__(self, key):
+            self.record = {"key": key}
+
+    assert book.cached("x", [FakeRun("a")], compute) == {"value": 1}
+    assert book.cached("x", [FakeRun("a")], compute) == {"value": 1}
+    assert len(calls) == 1
+    assert book.cached("x", [FakeRun("b")], compute) == {"value": 2}
+    (tmp_path / "cache" / "x.json").write_text("{not json")
+    assert book.cached("x", [FakeRun("b")], compute) == {"value": 3}
