@@ -107,13 +107,6 @@ class Book:
         atomic_save_json(path, {"key": key, "value": value})
         return value
 
-    def codes(self, run: Run, split) -> torch.Tensor:
-        """A run's codes of every image of a split."""
-        net = run.model()
-        with torch.no_grad():
-            return torch.cat([net.encode(split.X[i:i + 5000])
-                              for i in range(0, len(split), 5000)])
-
     def probes(self) -> dict:
         """Test accuracy of a linear probe and a 5-NN vote on the selected
         model's codes, on PCA-64 and (linear only) on raw pixels; cached
@@ -124,11 +117,12 @@ class Book:
 
         def compute():
             train, test = self.data.train, self.data.test
+            net = run.model()
             pca = PCA.fit(train.X)
             W = pca.components[:, :64].float()
             feats = {
-                "conv AE code (64)": (self.codes(run, train),
-                                      self.codes(run, test)),
+                "conv AE code (64)": (codes(net, train.X),
+                                      codes(net, test.X)),
                 "PCA (64)": ((train.X.flatten(1) - pca.mean.float()) @ W,
                              (test.X.flatten(1) - pca.mean.float()) @ W),
                 "raw pixels (784)": (train.X.flatten(1), test.X.flatten(1)),
@@ -149,6 +143,14 @@ class Book:
     def classifier(self):
         """The frozen reference classifier (trained once if missing)."""
         return self._classifier
+
+
+@torch.inference_mode()
+def codes(model, X: torch.Tensor, batch_size=5000) -> torch.Tensor:
+    """A model's codes of every image of X, in evaluation mode."""
+    model.eval()
+    return torch.cat([model.encode(X[i:i + batch_size])
+                      for i in range(0, len(X), batch_size)])
 
 
 def mean_std(values) -> tuple[float, float]:
@@ -207,7 +209,10 @@ def markdown_table(header: list[str], rows: list[list],
 
 def layer_rows(model, group=()) -> list[dict]:
     """Like `models.layer_table`, but a module of a type in `group` (a
-    residual block, say) is one row instead of one row per layer in it."""
+    residual block, say) is one row instead of one row per layer in it.
+    (It repeats layer_table's hook rather than extending it, because
+    `models` is part of every result's key: an edit there would retrain
+    the whole plan.)"""
     rows, hooks = [], []
 
     def hook(module, _inputs, output):
