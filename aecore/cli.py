@@ -317,11 +317,12 @@ def cmd_train_all(args):
             log(f"{cfg.name}: {times[cfg.name]['now']:.0f} s")
     total = time.perf_counter() - start
     stored = sum(t["stored"] or 0 for t in times.values())
-    atomic_save_json(store.root / "plans" / f"{args.plan}.json", {
-        "plan": args.plan, "date": datetime.now().astimezone().isoformat(
-            timespec="seconds"),
-        "runs": times, "this_call_seconds": total,
-        "trained_now": len(todo), "stored_seconds": stored})
+    if todo:   # a call that trained nothing leaves the last record alone
+        atomic_save_json(store.root / "plans" / f"{args.plan}.json", {
+            "plan": args.plan, "date": datetime.now().astimezone().isoformat(
+                timespec="seconds"),
+            "runs": times, "this_call_seconds": total,
+            "trained_now": len(todo), "stored_seconds": stored})
     print(f"plan {args.plan!r}: {len(configs)} runs, {len(todo)} trained "
           f"now, {len(configs) - len(todo)} valid stored results; "
           f"{total:.0f} s in this call; the stored runs took "

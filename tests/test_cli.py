@@ -141,3 +141,18 @@ def test_denoiser_and_one_class_from_the_cli(synthetic_root, tmp_path):
     assert record["config"]["noise"] == 0.2
     assert record["config"]["fresh_noise"] is False
     assert 0 <= record["test"]["auroc"] <= 1
+
+
+def test_train_all_records_the_plan_time_only_when_it_trained(
+        synthetic_root, tmp_path):
+    common = ["--data", str(synthetic_root), "--results", str(tmp_path),
+              "--device", "cpu"]
+    first = cli("train-all", "--plan", "smoke", *common)
+    assert first.returncode == 0, first.stderr
+    path = tmp_path / "plans" / "smoke.json"
+    record = json.loads(path.read_text())
+    assert record["trained_now"] == 4 and record["stored_seconds"] > 0
+    again = cli("train-all", "--plan", "smoke", *common)
+    assert again.returncode == 0, again.stderr
+    assert "0 trained now" in again.stdout
+    assert json.loads(path.read_text()) == record
