@@ -135,21 +135,7 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def cpu_flags() -> set[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
-def native_bf16() -> dict:
-    """Which native bf16 instructions the CPU reports (Linux)."""
-    flags = cpu_flags()
-    return {"avx512_bf16": "avx512_bf16" in flags,
-            "amx_bf16": "amx_bf16" in flags}
+cpu_flags, native_bf16 = perf.cpu_flags, perf.native_bf16
 
 
 def load_average() -> float | None:
@@ -524,12 +510,14 @@ def eval_overhead(data, device, s: Settings) -> dict:
 def precision_compare(data, device, s: Settings) -> dict:
     """Per architecture and precision: median seconds per training epoch
     and per evaluation of the validation split, and the validation MSE
-    after the same epochs from the same seed (one-cycle schedule)."""
+    after the same epochs from the same seed (one-cycle schedule). The
+    two precisions take turns epoch by epoch, so a machine whose speed
+    drifts during the run (a shared host) slows both alike."""
     epochs_ = 1 if s.smoke else 2
     X = data.train.X[:s.max_images] if s.max_images else data.train.X
     out = {}
     for arch in COMPARED:
-        out[arch] = {}
+        state = {}
         for precision in trainer.PRECISIONS:
             cfg = trainer.TrainConfig(arch=arch, epochs=epochs_,
                                       precision=precision).resolved()
@@ -539,8 +527,13 @@ def precision_compare(data, device, s: Settings) -> dict:
             steps = math.ceil(len(X) / cfg.batch_size)
             sched = trainer.make_schedule(opt, cfg, steps)
             gen = torch.Generator().manual_seed(SEED)
-            train_s = [timed_epoch(model, opt, sched, X, cfg, gen, device)
-                       for _ in range(epochs_)]
+            state[precision] = (cfg, model, opt, sched, gen, [])
+        for _ in range(epochs_):
+            for cfg, model, opt, sched, gen, train_s in state.values():
+                train_s.append(timed_epoch(model, opt, sched, X, cfg, gen,
+                                           device))
+        out[arch] = {}
+        for precision, (cfg, model, _, _, _, train_s) in state.items():
             start = time.perf_counter()
             with trainer.autocast(cfg, device):
                 metrics_, _ = trainer.evaluate(model, data.val)

@@ -18,11 +18,11 @@ from .errors import AecoreError
 ARCHS = ("shallow", "deep", "conv", "resconv", "vae", "tf-dense",
          "tf-denoiser")
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu", "silu")
-PLANS = ("book", "smoke")
+PLANS = ("book", "fp32", "smoke")
 PRECISIONS = ("fp32", "bf16")
 SCHEDULES = ("onecycle", "constant")
 DEFAULTS = {"epochs": 20, "batch_size": 256, "lr": 3e-3, "seed": 0,
-            "beta": 1.0, "noise": 0.0, "precision": "fp32",
+            "beta": 1.0, "noise": 0.0, "precision": "auto",
             "schedule": "onecycle"}
 
 
@@ -173,20 +173,26 @@ def run_options(p):
                    "TensorFlow tutorial) instead of fresh noise")
     p.add_argument("--normal-class", type=class_index, default=None,
                    help="one-class run: train on this class only")
-    p.add_argument("--precision", choices=PRECISIONS,
-                   default=d["precision"])
+    p.add_argument("--precision", choices=(*PRECISIONS, "auto"),
+                   default=d["precision"],
+                   help="auto (default): bf16 autocast on a CPU with "
+                   "native bf16, else fp32")
     p.add_argument("--schedule", choices=SCHEDULES, default=d["schedule"])
 
 
 def config_from(args):
-    from .train import TrainConfig
+    from .perf import auto_precision
+    from .train import TrainConfig, pick_device
+    precision = args.precision
+    if precision == "auto":
+        precision = auto_precision(pick_device(args.device))
     return TrainConfig(arch=args.arch, epochs=args.epochs,
                        batch_size=args.batch_size, lr=args.lr,
                        code_size=args.code_size, activation=args.activation,
                        seed=args.seed, beta=args.beta, noise=args.noise,
                        fresh_noise=not args.fixed_noise,
                        normal_class=args.normal_class,
-                       precision=args.precision,
+                       precision=precision,
                        schedule=args.schedule).resolved()
 
 
@@ -301,6 +307,14 @@ def cmd_train_all(args):
     data = fmnist.load(args.data)
     configs = plan.get(args.plan)
     todo = [c for c in configs if runs.status(c, data, store) != "valid"]
+    if any(c.precision == "bf16" for c in todo):
+        from .perf import native_bf16
+        from .train import pick_device
+        if (pick_device(args.device).type == "cpu"
+                and not any(native_bf16().values())):
+            log("note: this plan trains in bf16 autocast, and this CPU has "
+                "no native bf16 instructions, so it will run slower than "
+                "fp32 would (the stored times come from a CPU that has them)")
     start = time.perf_counter()
     times = {}
     for i, cfg in enumerate(configs, 1):

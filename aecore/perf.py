@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+from pathlib import Path
 
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
 SETTINGS = {
@@ -43,3 +44,28 @@ def tune_allocator() -> bool:
         return False
     _applied = all(mallopt(k, v) == 1 for k, v in SETTINGS.items())
     return _applied
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (Linux; empty elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def native_bf16() -> dict:
+    """Which native bf16 instructions the CPU reports (Linux)."""
+    flags = cpu_flags()
+    return {"avx512_bf16": "avx512_bf16" in flags,
+            "amx_bf16": "amx_bf16" in flags}
+
+
+def auto_precision(device: str) -> str:
+    """"bf16" on a CPU with native bf16 instructions, else "fp32": the
+    rule the book's plan follows (see `aecore.plan`)."""
+    cpu = str(device).split(":")[0] == "cpu"
+    return "bf16" if cpu and any(native_bf16().values()) else "fp32"

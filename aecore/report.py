@@ -44,11 +44,12 @@ class Book:
                 cfg, self.data, self.store, log=self.log)
         return self._cache[cfg.name]
 
-    def main(self) -> dict[tuple[str, str], list[Run]]:
+    def main(self, precision=plan.PRECISION
+             ) -> dict[tuple[str, str], list[Run]]:
         """(architecture, activation) -> three seeds: the controlled
-        comparison."""
+        comparison (in fp32 too: the evidence for training in bf16)."""
         return {k: [self.run(c) for c in cfgs]
-                for k, cfgs in plan.main_runs().items()}
+                for k, cfgs in plan.main_runs(precision).items()}
 
     def selected(self) -> dict[str, list[Run]]:
         """Each architecture at its own activation, three seeds."""
@@ -81,6 +82,12 @@ class Book:
 
     def vaes(self) -> dict[float, Run]:
         return {b: self.run(c) for b, c in plan.vae_runs().items()}
+
+    def plan_minutes(self) -> float:
+        """Wall minutes of the whole book plan, summed over its stored
+        runs (training, per-epoch evaluation and test evaluation)."""
+        return sum(self.run(c).record["wall_seconds"]
+                   for c in plan.book()) / 60
 
     def vae(self) -> Run:
         return self.vaes()[1.0]
@@ -239,6 +246,23 @@ def layer_rows(model, group=()) -> list[dict]:
             h.remove()
         model.train(was_training)
     return rows
+
+
+def merge_free(rows: list[dict]) -> list[dict]:
+    """Fold each parameter-free layer (an activation, a reshape) into the
+    row of the layer before it ("Linear + ReLU"), or into the next one if
+    it comes first, so that a layer table has one row per learned layer."""
+    out, waiting = [], []
+    for r in rows:
+        if r["params"] == 0 and out:
+            out[-1] = {**out[-1], "layer": f"{out[-1]['layer']} + {r['layer']}",
+                       "output": r["output"]}
+        elif r["params"] == 0:
+            waiting.append(r["layer"])
+        else:
+            out.append({**r, "layer": " + ".join([*waiting, r["layer"]])})
+            waiting = []
+    return out
 
 
 def source(*objects) -> Markdown:

@@ -10,6 +10,7 @@ does. They read the committed results and the real data (AECORE_DATA).
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import nbformat
@@ -115,6 +116,25 @@ def test_stored_results_cover_the_plan():
         assert state == "valid", (
             f"{cfg.name}: stored result is {state}; "
             "run `python -m aecore train-all` and commit results/")
+
+
+def test_book_plan_trains_in_bf16_beside_its_fp32_evidence():
+    """Every book run but the two tutorial baselines is bf16; the fp32
+    plan is the main comparison again, in fp32, stored without weights."""
+    tutorials = {plan.tutorial_dense().name, plan.tutorial_denoiser().name}
+    for cfg in plan.book():
+        assert cfg.precision == ("fp32" if cfg.name in tutorials
+                                 else plan.PRECISION), cfg.name
+    twins = plan.fp32()
+    main = [c for cs in plan.main_runs().values() for c in cs]
+    assert len(twins) == len(main) == 18
+    assert [replace(c, precision="fp32") for c in main] == twins
+    assert not any(plan.keeps_weights(c, "fp32") for c in twins)
+    data = real_data_or_skip()
+    store = Store()
+    for cfg in twins:
+        assert runs.status(cfg, data, store) == "valid", cfg.name
+        assert store.read(cfg.name)["weights"].get("kept") is False
 
 
 def test_only_the_weights_the_book_loads_are_kept():

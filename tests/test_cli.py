@@ -99,7 +99,30 @@ def test_static_option_lists_match_the_library():
     assert cli_mod.PRECISIONS == train.PRECISIONS
     assert cli_mod.SCHEDULES == train.SCHEDULES
     defaults = asdict(TrainConfig())
-    assert all(defaults[k] == v for k, v in cli_mod.DEFAULTS.items())
+    assert all(defaults[k] == v for k, v in cli_mod.DEFAULTS.items()
+               if k != "precision")
+    assert cli_mod.DEFAULTS["precision"] == "auto"   # resolved per machine
+
+
+@pytest.mark.parametrize("flags, device, want", [
+    ({"avx512_bf16": True, "amx_bf16": False}, "cpu", "bf16"),
+    ({"avx512_bf16": False, "amx_bf16": True}, "cpu", "bf16"),
+    ({"avx512_bf16": False, "amx_bf16": False}, "cpu", "fp32"),
+    ({"avx512_bf16": True, "amx_bf16": True}, "cuda", "fp32"),
+])
+def test_auto_precision_follows_the_cpu(monkeypatch, flags, device, want):
+    from aecore import cli as cli_mod
+    from aecore import perf
+    monkeypatch.setattr(perf, "native_bf16", lambda: flags)
+    assert perf.auto_precision(device) == want
+    if device == "cpu":
+        args = cli_mod.build_parser().parse_args(
+            ["train", "--arch", "shallow", "--device", "cpu"])
+        assert cli_mod.config_from(args).precision == want
+        args = cli_mod.build_parser().parse_args(
+            ["train", "--arch", "shallow", "--device", "cpu",
+             "--precision", "fp32"])
+        assert cli_mod.config_from(args).precision == "fp32"
 
 
 @pytest.mark.parametrize("code", [

@@ -124,3 +124,23 @@ def test_layer_rows_group_residual_blocks():
     assert sum(r["params"] for r in rows) == models.n_params(model)
     assert [r["layer"] for r in rows].count("ResBlock") == 2
     assert len(rows) < len(models.layer_table(model))
+
+
+def test_merge_free_folds_parameter_free_layers_into_learned_ones():
+    from aecore import report
+    rows = report.layer_rows(models.build("conv"))
+    merged = report.merge_free(rows)
+    assert [r["layer"] for r in merged] == [
+        "Conv2d + GELU", "Conv2d + GELU + Flatten", "Linear",
+        "Linear + GELU + Unflatten", "ConvTranspose2d + GELU",
+        "ConvTranspose2d + Tanh"]
+    assert merged[-1]["output"] == (1, 28, 28)
+    assert sum(r["params"] for r in merged) == models.n_params(
+        models.build("conv"))
+    # a leading parameter-free layer joins the first learned one
+    lead = report.merge_free([{"layer": "Flatten", "output": (784,),
+                               "params": 0},
+                              {"layer": "Linear", "output": (64,),
+                               "params": 50240}])
+    assert lead == [{"layer": "Flatten + Linear", "output": (64,),
+                     "params": 50240}]
