@@ -702,11 +702,15 @@ def fixed_width(rows: list[list[str]]) -> str:
 
 
 def markdown(rows: list[list[str]]) -> str:
+    """The rows as a pipe table for the book (a wide one is set smaller
+    in the PDF; see `report.fit_width`)."""
+    from .report import fit_width
+
     def line(cells):
         return "| " + " | ".join(cells) + " |"
     align = ["---", *("---:" for _ in rows[0][1:])]
-    return "\n".join([line(rows[0]), line(align),
-                      *(line(r) for r in rows[1:])])
+    return fit_width("\n".join([line(rows[0]), line(align),
+                                *(line(r) for r in rows[1:])]), len(rows[0]))
 
 
 def speed_caption(result: dict) -> str:

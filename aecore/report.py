@@ -92,14 +92,15 @@ class Book:
     def vae(self) -> Run:
         return self.vaes()[1.0]
 
-    def cached(self, name: str, runs: list[Run], compute):
+    def cached(self, name: str, runs: list[Run], compute, extra=None):
         """`compute()` (a JSON-able value: numbers, lists, dicts), stored
-        in results/cache/<name>.json and keyed on the runs it reads, the
+        in results/cache/<name>.json and keyed on the runs it reads (and
+        on `extra`, a JSON-able dict of anything else it depends on), the
         data, and the code of the modules that produce results and of
         `analysis` and `baselines`. A stale or damaged entry is computed
         again and replaced; nothing is served under another key."""
         from .results import TRAINING_MODULES, atomic_save_json, make_key
-        key = make_key({"name": name,
+        key = make_key({"name": name, **({"extra": extra} if extra else {}),
                         "runs": [r.record["key"] for r in runs]},
                        self.data.fingerprint,
                        TRAINING_MODULES + ("analysis", "baselines"))
@@ -141,6 +142,69 @@ class Book:
                         for k, (a, b) in feats.items() if "784" not in k}}
 
         return self.cached("probes", [run], compute)
+
+    def generation(self) -> dict:
+        """Sample quality of each VAE of the plan, in the reference
+        classifier's feature space: 10,000 samples from its prior
+        (generator seeded 0, VAEs in decreasing beta) against the 10,000
+        test images (Frechet distance, class histogram of the samples),
+        with its test MSE and KL; and two yardsticks against the test
+        images: 10,000 training images and the selected model's test
+        reconstructions. Cached (several seconds to compute)."""
+        from . import analysis, metrics
+        vaes = {b: self.run(c) for b, c in plan.vae_runs().items()}
+        selected = self.selected()["conv"][0]
+        clf = self.classifier()
+
+        def compute():
+            X = self.data.test.X
+            test_feats = analysis.features(clf, X)
+            g = torch.Generator().manual_seed(0)
+            out = {}
+            for beta in sorted(vaes, reverse=True):
+                net = vaes[beta].model()
+                with torch.no_grad():
+                    many = torch.cat([net.sample(1000, generator=g)
+                                      for _ in range(10)])
+                lab = metrics.predict(clf, many)
+                out[str(beta)] = {
+                    "mse": vaes[beta].test["mse"],
+                    "kl": vaes[beta].test["kl"],
+                    "fd": analysis.frechet(analysis.features(clf, many),
+                                           test_feats),
+                    "hist": (torch.bincount(lab, minlength=10)
+                             / len(lab)).tolist()}
+            train_feats = analysis.features(clf,
+                                            self.data.train.X[:10_000])
+            X_hat = metrics.reconstruct(selected.model(), X)
+            return {"vaes": out,
+                    "fd_floor": analysis.frechet(train_feats, test_feats),
+                    "fd_recon": analysis.frechet(
+                        analysis.features(clf, X_hat), test_feats)}
+
+        return self.cached("generation", [*vaes.values(), selected],
+                           compute)
+
+    def pca_test(self) -> dict:
+        """PCA fitted to the training split, on the test split: every
+        metric at 64 components ("64", recognition by the reference
+        classifier) and the MSE at each code size of the plan's study and
+        twice it ("mse", by number of components); cached."""
+        from .baselines import PCA
+        ks = sorted({k for z in plan.CODE_SIZES for k in (z, 2 * z)})
+        clf = self.classifier()
+
+        def compute():
+            pca = PCA.fit(self.data.train.X)
+            test = self.data.test
+            return {"64": pca.evaluate(test, 64, clf),
+                    "mse": {str(k): pca.evaluate(test, k)["mse"]
+                            for k in ks}}
+
+        value = self.cached("pca-test", [], compute, extra={
+            "classifier": clf.record["weights"]["sha256"], "ks": ks})
+        return {"64": value["64"],
+                "mse": {int(k): v for k, v in value["mse"].items()}}
 
     @cached_property
     def _classifier(self):
@@ -194,13 +258,33 @@ def seconds_per_epoch(run: Run) -> float:
     return statistics.median(run.curve("seconds"))
 
 
+# A table this many columns wide is set smaller and tighter in the PDF
+# (the LaTeX macros are defined in _quarto.yml), so that it fits the
+# text width; HTML ignores raw LaTeX.
+WIDE_COLUMNS = 9
+WIDE_TABLE = ("```{=latex}\n\\renewcommand{\\aetablesize}{\\scriptsize}"
+              "\\setlength{\\aetabcolsep}{2.5pt}\n```\n\n")
+NORMAL_TABLE = ("\n\n```{=latex}\n\\renewcommand{\\aetablesize}"
+                "{\\footnotesize}\\setlength{\\aetabcolsep}{4pt}\n```\n")
+
+
+def fit_width(table: str, columns: int) -> str:
+    """`table` (Markdown), wrapped so that the PDF sets it smaller when
+    it has at least WIDE_COLUMNS columns."""
+    if columns < WIDE_COLUMNS:
+        return table
+    return WIDE_TABLE + table + NORMAL_TABLE
+
+
 def markdown_table(header: list[str], rows: list[list],
-                   align: str | None = None) -> Markdown:
+                   align: str | None = None, keep=True) -> Markdown:
     """A pipe table. `align` has one letter per column (l, r, c); by
     default the first column is left-aligned and the others right-aligned.
 
     In the PDF a short table is kept on one page: a raw LaTeX `needspace`
     (ignored by HTML) asks for room for the whole table before it starts.
+    `keep=False` leaves it out: LaTeX misjudges the room left on a page
+    that already holds a longtable, and would break the page early.
     """
     align = align or "l" + "r" * (len(header) - 1)
     marks = {"l": ":---", "r": "---:", "c": ":---:"}
@@ -208,10 +292,10 @@ def markdown_table(header: list[str], rows: list[list],
              "|" + "|".join(marks[a] for a in align) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     keep = ""
-    if len(rows) <= 25:
+    if keep and len(rows) <= 25:
         room = len(rows) + 6
         keep = f"```{{=latex}}\n\\needspace{{{room}\\baselineskip}}\n```\n\n"
-    return Markdown(keep + "\n".join(lines))
+    return Markdown(keep + fit_width("\n".join(lines), len(header)))
 
 
 def layer_rows(model, group=()) -> list[dict]:

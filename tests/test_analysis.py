@@ -106,3 +106,9 @@ def test_book_cache_is_keyed_and_heals(synthetic_root, tmp_path):
     assert book.cached("x", [FakeRun("b")], compute) == {"value": 2}
     (tmp_path / "cache" / "x.json").write_text("{not json")
     assert book.cached("x", [FakeRun("b")], compute) == {"value": 3}
+    # what it depends on besides runs (a classifier's weights, say)
+    extra = {"classifier": "sha-1"}
+    assert book.cached("x", [FakeRun("b")], compute, extra) == {"value": 4}
+    assert book.cached("x", [FakeRun("b")], compute, extra) == {"value": 4}
+    assert book.cached("x", [FakeRun("b")], compute,
+                       {"classifier": "sha-2"}) == {"value": 5}
