@@ -135,9 +135,6 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-cpu_flags, native_bf16 = perf.cpu_flags, perf.native_bf16
-
-
 def load_average() -> float | None:
     try:
         return os.getloadavg()[0]
@@ -151,7 +148,7 @@ def hardware(device: torch.device) -> dict:
         accelerator = torch.cuda.get_device_name(device)
     return {
         "cpu": cpu_model(),
-        "native_bf16": native_bf16(),
+        "native_bf16": perf.native_bf16(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "python": platform.python_version(),

@@ -308,10 +308,10 @@ def cmd_train_all(args):
     configs = plan.get(args.plan)
     todo = [c for c in configs if runs.status(c, data, store) != "valid"]
     if any(c.precision == "bf16" for c in todo):
-        from .perf import native_bf16
+        from .perf import auto_precision
         from .train import pick_device
-        if (pick_device(args.device).type == "cpu"
-                and not any(native_bf16().values())):
+        device = pick_device(args.device)
+        if device.type == "cpu" and auto_precision(device) == "fp32":
             log("note: this plan trains in bf16 autocast, and this CPU has "
                 "no native bf16 instructions, so it will run slower than "
                 "fp32 would (the stored times come from a CPU that has them)")

@@ -65,7 +65,7 @@ def native_bf16() -> dict:
 
 
 def auto_precision(device: str) -> str:
-    """"bf16" on a CPU with native bf16 instructions, else "fp32": the
-    rule the book's plan follows (see `aecore.plan`)."""
+    """"bf16" on a CPU with native bf16 instructions, else "fp32" (also
+    on an accelerator): the CLI's `--precision auto`."""
     cpu = str(device).split(":")[0] == "cpu"
     return "bf16" if cpu and any(native_bf16().values()) else "fp32"

@@ -291,11 +291,11 @@ def markdown_table(header: list[str], rows: list[list],
     lines = ["| " + " | ".join(header) + " |",
              "|" + "|".join(marks[a] for a in align) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    keep = ""
+    space = ""
     if keep and len(rows) <= 25:
         room = len(rows) + 6
-        keep = f"```{{=latex}}\n\\needspace{{{room}\\baselineskip}}\n```\n\n"
-    return Markdown(keep + fit_width("\n".join(lines), len(header)))
+        space = f"```{{=latex}}\n\\needspace{{{room}\\baselineskip}}\n```\n\n"
+    return Markdown(space + fit_width("\n".join(lines), len(header)))
 
 
 def layer_rows(model, group=()) -> list[dict]:

@@ -144,3 +144,16 @@ def test_merge_free_folds_parameter_free_layers_into_learned_ones():
                                "params": 50240}])
     assert lead == [{"layer": "Flatten + Linear", "output": (64,),
                      "params": 50240}]
+
+
+def test_markdown_table_keeps_short_tables_on_one_pdf_page():
+    from aecore import report
+    rows = [["a", 1], ["b", 2]]
+    kept = report.markdown_table(["name", "n"], rows).data
+    assert "\\needspace{8\\baselineskip}" in kept
+    assert kept.rstrip().endswith("| b | 2 |")
+    loose = report.markdown_table(["name", "n"], rows, keep=False).data
+    assert "needspace" not in loose
+    # a table too long for one page is left free to break
+    long = report.markdown_table(["name", "n"], rows * 13).data
+    assert "needspace" not in long
