@@ -162,3 +162,34 @@ def pca_2d(Z: torch.Tensor) -> torch.Tensor:
     C = Z.double() - Z.double().mean(0)
     _, _, V = torch.linalg.svd(C, full_matrices=False)
     return (C @ V[:2].T).float()
+
+
+@torch.inference_mode()
+def reconstruction_stats(model, classifier, X: torch.Tensor) -> dict:
+    """What the chapters measure on a model's reconstructions of X (the
+    test split), as JSON-able values: each image's MSE on the [0, 1]
+    scale; the reference classifier's labels for the outputs and for the
+    inputs; the share of the squared error on the tenth of pixels with the
+    largest local gradient of the input (edges) and on the background
+    (input at -1), the background's share of pixels; and the rank
+    correlation between an image's MSE and its mean local gradient."""
+    from . import metrics
+    X_hat = metrics.reconstruct(model, X)
+    err = metrics.per_image_mse(X_hat, X)
+    gx = (X[..., :, 1:] - X[..., :, :-1]).abs()[..., :-1, :]
+    gy = (X[..., 1:, :] - X[..., :-1, :]).abs()[..., :, :-1]
+    grad = (gx + gy).flatten(1)
+    sq = ((X_hat - X) / 2).pow(2)[..., :-1, :-1].flatten(1)
+    top = grad >= torch.quantile(grad.float(), 0.9)
+    bg = (X[..., :-1, :-1] == -1).flatten(1)
+
+    def rank(v):
+        return v.argsort().argsort().double()
+    rho = torch.corrcoef(torch.stack([rank(grad.mean(1)), rank(err)]))
+    return {"err": [float(f"{e:.7g}") for e in err.tolist()],
+            "y_out": metrics.predict(classifier, X_hat).tolist(),
+            "y_in": metrics.predict(classifier, X).tolist(),
+            "edge_share": (sq[top].sum() / sq.sum()).item(),
+            "bg_share": (sq[bg].sum() / sq.sum()).item(),
+            "bg_pixels": bg.float().mean().item(),
+            "rho_detail": rho[0, 1].item()}

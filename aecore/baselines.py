@@ -22,6 +22,12 @@ TF_TUTORIAL = {
     "model": "Dense(64, relu) encoder, Dense(784, sigmoid) decoder",
     "source": "https://www.tensorflow.org/tutorials/generative/autoencoder",
 }
+TF_DENOISER = {        # the same tutorial's convolutional denoiser
+    "mse": 0.0068,
+    "noise": 0.2,
+    "epochs": 10,
+    "source": TF_TUTORIAL["source"],
+}
 
 
 @dataclass(frozen=True)

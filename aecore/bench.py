@@ -572,6 +572,63 @@ def import_times(repeats=3) -> dict:
     return out
 
 
+# -- 9. runs side by side (train-all --jobs) -----------------------------------
+
+def one_epoch(arch: str, images: int, threads: int, precision: str) -> float:
+    """Seconds of one `train.train_epoch` of `arch`, scaled to a 60,000-
+    image epoch, with `threads` CPU threads, in this process."""
+    torch.set_num_threads(threads)
+    cpu = torch.device("cpu")
+    cfg = trainer.TrainConfig(arch=arch, precision=precision).resolved()
+    torch.manual_seed(SEED)
+    X = torch.rand(images, 1, 28, 28) * 2 - 1
+    model, opt = new_model(arch, cpu)
+    sched = trainer.make_schedule(opt, cfg, 10 ** 6)
+    gen = torch.Generator().manual_seed(SEED)
+    warm = X[:3 * cfg.batch_size]
+    trainer.train_epoch(model, opt, sched, warm, None, cfg, gen, cpu)
+    start = time.perf_counter()
+    trainer.train_epoch(model, opt, sched, X, None, cfg, gen, cpu)
+    return (time.perf_counter() - start) * IMAGES_PER_EPOCH / images
+
+
+def _epochs_at_once(arch, images, threads, precision, n) -> list[float]:
+    code = ("import aecore.bench as b; print(b.one_epoch("
+            f"{arch!r}, {images}, {threads}, {precision!r}))")
+    procs = [subprocess.Popen([sys.executable, "-c", code],
+                              stdout=subprocess.PIPE, text=True)
+             for _ in range(n)]
+    outs = [p.communicate()[0] for p in procs]
+    if any(p.returncode for p in procs):
+        raise AecoreError(f"side-by-side probe of {arch} failed")
+    return [float(o.split()[-1]) for o in outs]
+
+
+def side_by_side(device, s: Settings, cores: int | None = None) -> dict:
+    """What `train-all --jobs` buys on a CPU: per architecture, the
+    seconds of a training epoch (the plan's precision) as one run with
+    all the threads, and as one of `cores` runs with one thread each,
+    started together, each in a fresh process. The two take turns, so a
+    drifting machine slows both alike; the gain is the throughput ratio."""
+    from . import plan
+    cores = cores or torch.get_num_threads()
+    images = 512 if s.smoke else 54_000
+    out = {"cores": cores, "precision": plan.PRECISION, "archs": {}}
+    for arch in COMPARED:
+        solo, apart = [], []
+        for _ in range(s.repeats):
+            solo += _epochs_at_once(arch, images, cores, plan.PRECISION, 1)
+            apart.append(statistics.mean(_epochs_at_once(
+                arch, images, 1, plan.PRECISION, cores)))
+        a, b = statistics.median(solo), statistics.median(apart)
+        out["archs"][arch] = {"one_run_s": a, "each_of_n_s": b,
+                              "gain": a * cores / b}
+        log(f"{arch}: one run on {cores} threads {a:.2f} s/epoch; "
+            f"{cores} runs on one thread each {b:.2f} s/epoch each "
+            f"(throughput x{a * cores / b:.2f})")
+    return out
+
+
 # -- the whole run -----------------------------------------------------------
 
 def run(data, root, device: torch.device, s: Settings) -> dict:
@@ -589,6 +646,8 @@ def run(data, root, device: torch.device, s: Settings) -> dict:
         result["settings_effect"] = settings_effect(s)
     result["eval_overhead"] = eval_overhead(data, device, s)
     result["precision"] = precision_compare(data, device, s)
+    if device.type == "cpu" and torch.get_num_threads() > 1:
+        result["side_by_side"] = side_by_side(device, s)
     result["startup"] = import_times(1 if s.smoke else 3)
     return result
 
@@ -701,10 +760,10 @@ def fixed_width(rows: list[list[str]]) -> str:
 def markdown(rows: list[list[str]]) -> str:
     """The rows as a pipe table for the book (a wide one is set smaller
     in the PDF; see `report.fit_width`)."""
-    from .report import fit_width
+    from .report import fit_width, minus
 
     def line(cells):
-        return "| " + " | ".join(cells) + " |"
+        return "| " + " | ".join(minus(c) for c in cells) + " |"
     align = ["---", *("---:" for _ in rows[0][1:])]
     return fit_width("\n".join([line(rows[0]), line(align),
                                 *(line(r) for r in rows[1:])]), len(rows[0]))
@@ -758,6 +817,7 @@ def report(result: dict) -> str:
         fixed_width(overhead_rows(result)), "",
         "bf16 autocast against fp32 (same seed and epochs):",
         fixed_width(precision_rows(result)), "",
+        *side_by_side_lines(result),
         "start-up, fresh processes: " + ", ".join(
             f"{k} {v:.2f} s" for k, v in result["startup"].items()),
     ])
@@ -784,6 +844,25 @@ def precision_rows(result: dict) -> list[list[str]]:
                      f"{f['val_mse']:.5f}", f"{b['val_mse']:.5f}",
                      f"{b['val_mse'] / f['val_mse'] - 1:+.1%}"])
     return rows
+
+
+def side_by_side_rows(result: dict) -> list[list[str]]:
+    r = result["side_by_side"]
+    n = r["cores"]
+    rows = [["arch", f"1 run, {n} threads: s/epoch",
+             f"{n} runs, 1 thread: s/epoch each", "throughput gain"]]
+    for arch, a in r["archs"].items():
+        rows.append([arch, fmt_num(a["one_run_s"]),
+                     fmt_num(a["each_of_n_s"]), f"{a['gain']:.2f}"])
+    return rows
+
+
+def side_by_side_lines(result: dict) -> list[str]:
+    if "side_by_side" not in result:
+        return []
+    return [f"runs side by side ({result['side_by_side']['precision']}, "
+            "fresh processes, taking turns):",
+            fixed_width(side_by_side_rows(result)), ""]
 
 
 def settings_lines(result: dict) -> list[str]:

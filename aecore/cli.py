@@ -92,6 +92,10 @@ def class_index(text):
     return value
 
 
+def jobs_option(text):
+    return "auto" if text == "auto" else positive_int(text)
+
+
 def seed_int(text):
     value = _integer(text)
     if not 0 <= value <= SEED_MAX:
@@ -210,6 +214,10 @@ def build_parser():
     p = sub.add_parser("train-all", help="train every run of a plan "
                        "that has no valid stored result")
     p.add_argument("--plan", default="book", choices=PLANS)
+    p.add_argument("--jobs", type=jobs_option, default="auto",
+                   help="runs trained at once, each on its share of the "
+                   "CPU cores (default auto: one per core on a CPU, 1 on "
+                   "a GPU)")
     common(p)
 
     p = sub.add_parser("evaluate", help="test-set metrics of a stored run")
@@ -302,25 +310,33 @@ def cmd_train_all(args):
     from . import plan, runs
     from . import data as fmnist
     from .results import Store, atomic_save_json
+    from .train import pick_device
     store = Store(args.results)
     store.check_writable()
     data = fmnist.load(args.data)
     configs = plan.get(args.plan)
     todo = [c for c in configs if runs.status(c, data, store) != "valid"]
+    device = pick_device(args.device)
+    jobs, threads = split_cores(args.jobs, device, len(todo))
     if any(c.precision == "bf16" for c in todo):
         from .perf import auto_precision
-        from .train import pick_device
-        device = pick_device(args.device)
         if device.type == "cpu" and auto_precision(device) == "fp32":
             log("note: this plan trains in bf16 autocast, and this CPU has "
                 "no native bf16 instructions, so it will run slower than "
                 "fp32 would (the stored times come from a CPU that has them)")
     start = time.perf_counter()
     times = {}
+    if jobs > 1:
+        log(f"training {len(todo)} runs, {jobs} at a time, {threads} "
+            f"CPU thread{'s' if threads > 1 else ''} each")
+        times = train_parallel(todo, args, data, store, device, jobs,
+                               threads)
     for i, cfg in enumerate(configs, 1):
+        if cfg.name in times:
+            continue
         log(f"[{i}/{len(configs)}] {cfg.name}")
         tick = time.perf_counter()
-        run = runs.load_or_train(cfg, data, store, args.device, log=log,
+        run = runs.load_or_train(cfg, data, store, device, log=log,
                                  progress=PROGRESS,
                                  keep_weights=plan.keeps_weights(
                                      cfg, args.plan))
@@ -330,17 +346,111 @@ def cmd_train_all(args):
         if cfg in todo:
             log(f"{cfg.name}: {times[cfg.name]['now']:.0f} s")
     total = time.perf_counter() - start
+    times = {c.name: times[c.name] for c in configs}
     stored = sum(t["stored"] or 0 for t in times.values())
     if todo:   # a call that trained nothing leaves the last record alone
         atomic_save_json(store.root / "plans" / f"{args.plan}.json", {
             "plan": args.plan, "date": datetime.now().astimezone().isoformat(
                 timespec="seconds"),
             "runs": times, "this_call_seconds": total,
-            "trained_now": len(todo), "stored_seconds": stored})
+            "trained_now": len(todo), "jobs": jobs,
+            "threads_per_job": threads, "stored_seconds": stored})
     print(f"plan {args.plan!r}: {len(configs)} runs, {len(todo)} trained "
-          f"now, {len(configs) - len(todo)} valid stored results; "
-          f"{total:.0f} s in this call; the stored runs took "
-          f"{stored:.0f} s to train and evaluate")
+          f"now ({jobs} at a time), {len(configs) - len(todo)} valid "
+          f"stored results; {total:.0f} s in this call; the stored runs "
+          f"took {stored:.0f} s to train and evaluate, one after another")
+
+
+def split_cores(jobs, device, n_todo: int) -> tuple[int, int]:
+    """(runs at once, threads per run). On a CPU, `auto` trains one run
+    per core, one thread each: small models use two threads poorly, so
+    two one-thread runs side by side finish sooner than two two-thread
+    runs one after the other (the Performance appendix measures it). On
+    a GPU runs go one at a time."""
+    import torch
+    cores = torch.get_num_threads()
+    if device.type != "cpu":
+        if jobs not in ("auto", 1):
+            raise AecoreError(f"--jobs {jobs}: runs on {device} train one "
+                              "at a time; use --jobs 1 or auto")
+        return 1, cores
+    if jobs == "auto":
+        jobs = cores
+    jobs = max(1, min(jobs, n_todo, 8))
+    return jobs, max(1, cores // jobs)
+
+
+_WORKER = {}
+
+
+def _worker_start(data_root, results_root, device, threads):
+    import torch
+
+    from . import data as fmnist
+    from .results import Store
+    torch.set_num_threads(threads)
+    _WORKER.update(data=fmnist.load(data_root), store=Store(results_root),
+                   device=device)
+
+
+def _worker_train(cfg, keep_weights) -> dict:
+    from . import runs
+    if _WORKER.get("interrupted"):     # a run queued before Ctrl-C
+        raise KeyboardInterrupt
+    tick = time.perf_counter()
+    try:
+        run = runs.load_or_train(cfg, _WORKER["data"], _WORKER["store"],
+                                 _WORKER["device"], log=log,
+                                 keep_weights=keep_weights)
+    except KeyboardInterrupt:
+        _WORKER["interrupted"] = True
+        raise
+    return {"now": time.perf_counter() - tick, "trained": True,
+            "stored": run.record.get("wall_seconds")}
+
+
+def train_parallel(todo, args, data, store, device, jobs, threads) -> dict:
+    """Train `todo` in `jobs` worker processes, longest run first (the
+    order `plan.schedule` predicts). A failed run stops the runs not yet
+    started, while those in progress finish and are stored; Ctrl-C
+    reaches the workers too, and each run resumes from its last completed
+    epoch next time."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from . import plan
+    from .classifier import load_or_train as reference
+    reference(data, store, device, log=log)   # once, before the workers
+    costs = {}
+    for c in todo:
+        old = store.read(c.name)    # a stale record still says how long
+        costs[c.name] = (old or {}).get("wall_seconds") \
+            or plan.estimated_seconds(c)
+    order, _ = plan.schedule(costs, jobs)
+    by_name = {c.name: c for c in todo}
+    times = {}
+    pool = ProcessPoolExecutor(
+        jobs, mp_context=multiprocessing.get_context("spawn"),
+        initializer=_worker_start,
+        initargs=(args.data, args.results, str(device), threads))
+    try:
+        futures = {}
+        for name in order:
+            cfg = by_name[name]
+            futures[pool.submit(_worker_train, cfg, plan.keeps_weights(
+                cfg, args.plan))] = name
+        for f in as_completed(futures):
+            if f.exception() is not None:
+                log(f"{futures[f]} failed; the runs in progress finish, "
+                    "the others are not started")
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise f.exception()
+            times[futures[f]] = f.result()
+            log(f"{futures[f]}: {times[futures[f]]['now']:.0f} s "
+                f"({len(times)}/{len(todo)} trained)")
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return times
 
 
 def cmd_evaluate(args):

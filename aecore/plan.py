@@ -149,3 +149,28 @@ def keeps_weights(cfg: TrainConfig, plan: str) -> bool:
     if plan != "book":
         return True
     return cfg.name in {c.name for c in keep()}
+
+
+def estimated_seconds(cfg: TrainConfig) -> float:
+    """A rough relative cost of training `cfg`, used only to order runs
+    when no earlier record gives its time: forward FLOPs per image times
+    images seen, with a per-batch overhead that favours large batches."""
+    from . import models
+    model = models.build(cfg.arch, cfg.code_size, cfg.activation)
+    images = 6000 if cfg.normal_class is not None else 54000
+    per_image = models.forward_flops(model) + 2e5 * 256 / cfg.batch_size
+    return cfg.epochs * images * per_image / 1e9
+
+
+def schedule(costs: dict[str, float], jobs: int) -> tuple[list[str], float]:
+    """What `train-all --jobs` does with runs of these costs (seconds):
+    longest first, each worker taking the next run as soon as it is free.
+    Returns that order and the makespan (the wall time it predicts)."""
+    if jobs < 1:
+        raise ConfigError(f"jobs must be >= 1, got {jobs}")
+    order = sorted(costs, key=lambda n: (-costs[n], n))
+    busy = [0.0] * jobs
+    for name in order:
+        i = busy.index(min(busy))
+        busy[i] += costs[name]
+    return order, max(busy)

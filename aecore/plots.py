@@ -55,19 +55,30 @@ def _show(ax, x):
     ax.imshow(to_image(x), cmap="gray_r", vmin=0, vmax=1)
 
 
+def mosaic(images: list[list[torch.Tensor]], gap=3) -> np.ndarray:
+    """Rows of (1, 28, 28) images in [-1, 1] as one [0, 1] array, with
+    `gap` blank pixels between them: one imshow instead of one axes per
+    image, which draws many times faster."""
+    rows, cols = len(images), max(map(len, images))
+    out = np.zeros((rows * (28 + gap) - gap, cols * (28 + gap) - gap))
+    for r, row in enumerate(images):
+        for c, x in enumerate(row):
+            out[r * (28 + gap):r * (28 + gap) + 28,
+                c * (28 + gap):c * (28 + gap) + 28] = to_image(x)
+    return out
+
+
 def gallery(split, per_class=8):
     """`per_class` examples of every class, one row per class."""
-    fig, axes = plt.subplots(10, per_class,
-                             figsize=(1.3 + per_class * 0.55, 5.8))
-    for c in range(10):
-        idx = (split.y == c).nonzero().flatten()[:per_class]
-        for j, i in enumerate(idx):
-            _show(axes[c, j], split.X[i])
-            _bare(axes[c, j])
-        axes[c, 0].set_ylabel(CLASSES[c], rotation=0, ha="right",
-                              va="center", fontsize=8)
-    fig.subplots_adjust(wspace=0.05, hspace=0.05, left=0.2, right=0.99,
-                        top=0.99, bottom=0.01)
+    rows = [[split.X[i] for i in (split.y == c).nonzero().flatten()
+             [:per_class]] for c in range(10)]
+    fig, ax = plt.subplots(figsize=(1.3 + per_class * 0.55, 5.8))
+    ax.imshow(mosaic(rows), cmap="gray_r", vmin=0, vmax=1,
+              interpolation="nearest")
+    _bare(ax)
+    ax.set_yticks([c * 31 + 13.5 for c in range(10)], CLASSES, fontsize=8)
+    ax.tick_params(axis="y", length=0)
+    fig.subplots_adjust(left=0.2, right=0.99, top=0.99, bottom=0.01)
     return fig
 
 

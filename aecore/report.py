@@ -4,6 +4,8 @@ Markdown tables. Loading never trains when valid results are stored."""
 from __future__ import annotations
 
 import json
+import math
+import re
 import statistics
 from functools import cached_property
 
@@ -83,11 +85,21 @@ class Book:
     def vaes(self) -> dict[float, Run]:
         return {b: self.run(c) for b, c in plan.vae_runs().items()}
 
+    def plan_record(self) -> dict:
+        """What the last `train-all --plan book` that trained stored:
+        its call time, runs trained, and `jobs` (runs at once)."""
+        path = self.store.root / "plans" / "book.json"
+        return json.loads(path.read_text())
+
     def plan_minutes(self) -> float:
-        """Wall minutes of the whole book plan, summed over its stored
-        runs (training, per-epoch evaluation and test evaluation)."""
-        return sum(self.run(c).record["wall_seconds"]
-                   for c in plan.book()) / 60
+        """Wall minutes of the whole book plan from its stored runs'
+        times (training, per-epoch evaluation and test evaluation),
+        scheduled as `train-all` schedules them: longest first, as many
+        at once as the stored plan record's `jobs` (`plan.schedule`)."""
+        walls = {c.name: self.run(c).record["wall_seconds"]
+                 for c in plan.book()}
+        jobs = self.plan_record().get("jobs", 1)
+        return plan.schedule(walls, jobs)[1] / 60
 
     def vae(self) -> Run:
         return self.vaes()[1.0]
@@ -211,6 +223,23 @@ class Book:
         clf = load_classifier(self.data, self.store)
         return clf.to(memory_format=torch.channels_last)
 
+    def test_outputs(self, run: Run) -> dict:
+        """`analysis.reconstruction_stats` of `run`'s model on the test
+        split, cached: per-image MSE (`err`) and the classifier's labels
+        for outputs and inputs (`y_out`, `y_in`) as tensors, and the
+        error-location shares and detail correlation as numbers."""
+        from . import analysis
+        test = self.data.test
+        value = self.cached(
+            f"test-outputs-{run.name}", [run],
+            lambda: analysis.reconstruction_stats(
+                run.model(), self.classifier(), test.X))
+        out = dict(value)
+        out["err"] = torch.tensor(value["err"])
+        for k in ("y_out", "y_in"):
+            out[k] = torch.tensor(value[k])
+        return out
+
     def classifier(self):
         """The frozen reference classifier (trained once if missing)."""
         return self._classifier
@@ -228,6 +257,20 @@ def mean_std(values) -> tuple[float, float]:
     values = list(values)
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
     return statistics.fmean(values), sd
+
+
+_HYPHEN_MINUS = re.compile(r"(?<![\w.])-(?=\.?\d)")
+
+
+def minus(text: str) -> str:
+    """Negative numbers in `text` with a true minus sign (U+2212) instead
+    of the hyphen that Python prints, which typesets short."""
+    return _HYPHEN_MINUS.sub("\u2212", str(text))
+
+
+def signed(x: float, spec: str) -> str:
+    """`format(x, spec)` (for example "+.1%"), with a true minus sign."""
+    return minus(format(x, spec))
 
 
 def fmt(mean, sd, digits) -> str:
@@ -290,7 +333,8 @@ def markdown_table(header: list[str], rows: list[list],
     marks = {"l": ":---", "r": "---:", "c": ":---:"}
     lines = ["| " + " | ".join(header) + " |",
              "|" + "|".join(marks[a] for a in align) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(minus(c) for c in row) + " |"
+              for row in rows]
     space = ""
     if keep and len(rows) <= 25:
         room = len(rows) + 6
@@ -349,10 +393,23 @@ def merge_free(rows: list[dict]) -> list[dict]:
     return out
 
 
+CODE_LINE = 0.8   # a footnotesize code line, in body-text baselines
+
+
 def source(*objects) -> Markdown:
     """The source code of aecore functions or classes, read from the
     package when the chapter runs (so it can never drift from the code
-    that produced the results), as a Python code block."""
+    that produced the results): one Python code block per object. In the
+    PDF each block that fits on a page is kept whole (a raw LaTeX
+    `needspace`, ignored by HTML), so no listing breaks mid-expression."""
     import inspect
-    text = "\n".join(inspect.getsource(o) for o in objects)
-    return Markdown(f"```python\n{text.rstrip()}\n```")
+    blocks = []
+    for o in objects:
+        text = inspect.getsource(o).rstrip()
+        lines = text.count("\n") + 1
+        if lines <= 50:
+            room = math.ceil(CODE_LINE * lines) + 2
+            blocks.append(f"```{{=latex}}\n\\needspace{{{room}"
+                          f"\\baselineskip}}\n```\n")
+        blocks.append(f"```python\n{text}\n```\n")
+    return Markdown("\n".join(blocks))

@@ -118,3 +118,22 @@ def test_new_rows_evaluation_precision_start_up(smoke):
                                                      "amx_bf16"}
     text = bench.report(smoke)
     assert "bf16" in text and "start-up" in text
+
+
+def test_side_by_side_measures_one_run_against_one_per_core():
+    """`train-all --jobs` rests on this row: one run on every core
+    against as many one-thread runs as cores, in fresh processes."""
+    s = bench.Settings(repeats=1, smoke=True)
+    result = {"side_by_side": bench.side_by_side("cpu", s, cores=2)}
+    side = result["side_by_side"]
+    assert side["cores"] == 2 and side["precision"] == "bf16"
+    assert set(side["archs"]) == set(bench.COMPARED)
+    for row in side["archs"].values():
+        assert row["one_run_s"] > 0 and row["each_of_n_s"] > 0
+        assert row["gain"] == pytest.approx(
+            2 * row["one_run_s"] / row["each_of_n_s"])
+    rows = bench.side_by_side_rows(result)
+    assert rows[0][1:3] == ["1 run, 2 threads: s/epoch",
+                            "2 runs, 1 thread: s/epoch each"]
+    assert [r[0] for r in rows[1:]] == list(bench.COMPARED)
+    assert bench.side_by_side_lines({}) == []

@@ -165,3 +165,23 @@ def test_chapter_executes(chapter, monkeypatch):
     client = NotebookClient(nb, timeout=600, kernel_name="python3",
                             resources={"metadata": {"path": str(ROOT)}})
     client.execute()   # raises CellExecutionError with the traceback
+
+
+def test_schedule_is_longest_first_onto_free_workers():
+    costs = {"a": 5.0, "b": 4.0, "c": 3.0, "d": 3.0}
+    order, makespan = plan.schedule(costs, 2)
+    assert order == ["a", "b", "c", "d"]
+    assert makespan == 8.0               # a+d on one worker, b+c on other
+    assert plan.schedule(costs, 1)[1] == sum(costs.values())
+    assert plan.schedule(costs, 8)[1] == 5.0
+    with pytest.raises(ValueError, match="jobs must be >= 1"):
+        plan.schedule(costs, 0)
+
+
+def test_estimated_cost_orders_runs_by_work():
+    est = {c.name: plan.estimated_seconds(c) for c in plan.book()}
+    conv = est[plan.selected("conv").name]
+    assert est[plan.strong_run().name] > conv > est[
+        plan.selected("deep").name] > est[plan.selected("shallow").name]
+    assert est[plan.batch64_runs()["conv"].name] > conv
+    assert est[plan.one_class_runs()[0].name] < conv / 5

@@ -34,6 +34,8 @@ def test_help(sub, capsys):
     (["train", "--arch", "conv", "--lr", "fast"], "not a number"),
     (["train", "--arch", "deep", "--activation", "swish2"], "invalid choice"),
     (["train-all", "--plan", "everything"], "invalid choice"),
+    (["train-all", "--jobs", "0"], "must be >= 1"),
+    (["train-all", "--jobs", "many"], "not an integer"),
 ])
 def test_bad_options_one_line(args, word, capsys):
     with pytest.raises(SystemExit) as exit_:
@@ -175,7 +177,95 @@ def test_train_all_records_the_plan_time_only_when_it_trained(
     path = tmp_path / "plans" / "smoke.json"
     record = json.loads(path.read_text())
     assert record["trained_now"] == 4 and record["stored_seconds"] > 0
+    # --jobs auto: one run per core, each on its share of the threads
+    import torch
+    cores = torch.get_num_threads()
+    assert record["jobs"] == min(cores, 4, 8)
+    assert record["threads_per_job"] == max(1, cores // record["jobs"])
+    for name in record["runs"]:
+        run = json.loads((tmp_path / name / "result.json").read_text())
+        assert run["environment"]["threads"] == record["threads_per_job"]
     again = cli("train-all", "--plan", "smoke", *common)
     assert again.returncode == 0, again.stderr
     assert "0 trained now" in again.stdout
     assert json.loads(path.read_text()) == record
+
+
+def test_jobs_split_the_cores(monkeypatch):
+    import torch
+
+    from aecore.cli import AecoreError, split_cores
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    assert split_cores("auto", cpu, 44) == (2, 1)
+    assert split_cores("auto", cpu, 1) == (1, 2)     # one run: all cores
+    assert split_cores(1, cpu, 44) == (1, 2)
+    assert split_cores(4, cpu, 44) == (4, 1)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 64)
+    assert split_cores("auto", cpu, 44) == (8, 8)    # at most 8 at once
+    assert split_cores("auto", gpu, 44) == (1, 64)
+    with pytest.raises(AecoreError, match="one at a time"):
+        split_cores(2, gpu, 44)
+
+
+def test_train_all_in_parallel_matches_one_at_a_time(synthetic_root,
+                                                     tmp_path):
+    """The same smoke plan trained two at a time and one at a time gives
+    the same runs (keys and, up to thread-count rounding, results)."""
+    common = ["--data", str(synthetic_root), "--device", "cpu"]
+    out = {}
+    for jobs in ("1", "2"):
+        res = cli("train-all", "--plan", "smoke", "--jobs", jobs,
+                  "--results", str(tmp_path / jobs), *common)
+        assert res.returncode == 0, res.stderr
+        assert f"({jobs} at a time)" in res.stdout
+        record = json.loads((tmp_path / jobs / "plans" / "smoke.json")
+                            .read_text())
+        assert record["jobs"] == int(jobs)
+        out[jobs] = {n: json.loads((tmp_path / jobs / n / "result.json")
+                                   .read_text()) for n in record["runs"]}
+    assert out["1"].keys() == out["2"].keys()
+    for name, one in out["1"].items():
+        two = out["2"][name]
+        assert one["key"] == two["key"]
+        assert two["test"]["mse"] == pytest.approx(one["test"]["mse"],
+                                                   rel=0.05)
+
+
+def test_ctrl_c_stops_parallel_training_cleanly(tmp_path):
+    """Ctrl-C (SIGINT to the process group) during `train-all --jobs 2`:
+    one clear message, exit 130, no traceback, no worker left behind,
+    and the next call finishes the plan."""
+    import signal
+    import time
+
+    from conftest import make_root
+    root = make_root(tmp_path / "data", n_train=6_000)  # epochs of seconds
+    common = ["--plan", "smoke", "--jobs", "2", "--device", "cpu",
+              "--data", str(root), "--results", str(tmp_path / "r")]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aecore", "train-all", *common],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, fmnist.ENV_DOWNLOAD: "0"},
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    started = 0
+    for line in proc.stdout:           # wait until both workers train
+        started += "missing result, training" in line
+        if started == 2:
+            break
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    for _ in range(50):                # workers gone (zombies aside)
+        states = subprocess.run(["ps", "-o", "stat=", "-g", str(proc.pid)],
+                                capture_output=True, text=True).stdout
+        if all(s.startswith("Z") for s in states.split()):
+            break
+        time.sleep(0.1)
+    assert all(s.startswith("Z") for s in states.split()), states
+    again = cli("train-all", *common)
+    assert again.returncode == 0, again.stderr
+    listing = cli("list", *common[:2], *common[4:])
+    assert listing.stdout.count("valid") == 5, listing.stdout

@@ -157,3 +157,29 @@ def test_markdown_table_keeps_short_tables_on_one_pdf_page():
     # a table too long for one page is left free to break
     long = report.markdown_table(["name", "n"], rows * 13).data
     assert "needspace" not in long
+
+
+def test_source_listings_are_whole_blocks_kept_on_one_page(monkeypatch):
+    import inspect
+    import types
+
+    from aecore import report
+    md = report.source(models._conv_encoder, models.ConvAE).data
+    assert md.count("```python") == 2 and md.count("\\needspace") == 2
+    assert inspect.getsource(models.ConvAE).rstrip() in md
+    # a listing longer than a page is left free to break
+    fake, original = types.SimpleNamespace(), inspect.getsource
+    long = "\n".join(f"x{i} = {i}" for i in range(60))
+    monkeypatch.setattr(inspect, "getsource",
+                        lambda o: long if o is fake else original(o))
+    assert "needspace" not in report.source(fake).data
+
+
+def test_negative_numbers_get_a_true_minus_sign():
+    from aecore import report
+    assert report.signed(-0.0123, "+.1%") == "\u22121.2%"
+    assert report.signed(0.5, "+.1f") == "+0.5"
+    assert report.minus("-0.2 to -.5, 3-4, x-1") == \
+        "\u22120.2 to \u2212.5, 3-4, x-1"
+    table = report.markdown_table(["a", "b"], [["x-1", "-0.3"]]).data
+    assert "| x-1 | \u22120.3 |" in table
