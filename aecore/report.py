@@ -304,7 +304,7 @@ def seconds_per_epoch(run: Run) -> float:
 # A table this many columns wide is set smaller and tighter in the PDF
 # (the LaTeX macros are defined in _quarto.yml), so that it fits the
 # text width; HTML ignores raw LaTeX.
-WIDE_COLUMNS = 9
+WIDE_COLUMNS = 8
 WIDE_TABLE = ("```{=latex}\n\\renewcommand{\\aetablesize}{\\scriptsize}"
               "\\setlength{\\aetabcolsep}{2.5pt}\n```\n\n")
 NORMAL_TABLE = ("\n\n```{=latex}\n\\renewcommand{\\aetablesize}"

@@ -183,3 +183,12 @@ def test_negative_numbers_get_a_true_minus_sign():
         "\u22120.2 to \u2212.5, 3-4, x-1"
     table = report.markdown_table(["a", "b"], [["x-1", "-0.3"]]).data
     assert "| x-1 | \u22120.3 |" in table
+
+
+def test_tables_of_eight_columns_or_more_are_set_smaller_in_the_pdf():
+    from aecore import report
+    wide = report.markdown_table(list("abcdefgh"), [list("12345678")]).data
+    narrow = report.markdown_table(list("abcdefg"), [list("1234567")]).data
+    assert "\\scriptsize" in wide and "\\scriptsize" not in narrow
+    assert wide.rstrip().endswith("{\\footnotesize}\\setlength"
+                                  "{\\aetabcolsep}{4pt}\n```")
