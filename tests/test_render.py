@@ -118,6 +118,14 @@ def test_no_unresolved_references(book):
     assert "?@" not in pdf and "??" not in pdf
 
 
+def test_every_inline_expression_was_evaluated(book):
+    """An inline `{python} ...` that Quarto did not recognise (for one, a
+    backtick right after a word) is printed as code instead of its value."""
+    for name, page in book["html"].items():
+        assert "{python}" not in page, name
+    assert "{python}" not in pdf_text(book["pdfs"][0])
+
+
 def test_math_needs_no_network(book):
     with_math = 0
     for name, page in book["html"].items():
