@@ -760,13 +760,8 @@ def fixed_width(rows: list[list[str]]) -> str:
 def markdown(rows: list[list[str]]) -> str:
     """The rows as a pipe table for the book (a wide one is set smaller
     in the PDF; see `report.fit_width`)."""
-    from .report import fit_width, minus
-
-    def line(cells):
-        return "| " + " | ".join(minus(c) for c in cells) + " |"
-    align = ["---", *("---:" for _ in rows[0][1:])]
-    return fit_width("\n".join([line(rows[0]), line(align),
-                                *(line(r) for r in rows[1:])]), len(rows[0]))
+    from .report import markdown_table
+    return markdown_table(rows[0], rows[1:], keep=False).data
 
 
 def speed_caption(result: dict) -> str:

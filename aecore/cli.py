@@ -443,8 +443,7 @@ def train_parallel(todo, args, data, store, device, jobs, threads) -> dict:
             if f.exception() is not None:
                 log(f"{futures[f]} failed; the runs in progress finish, "
                     "the others are not started")
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise f.exception()
+                raise f.exception()         # `finally` shuts the pool
             times[futures[f]] = f.result()
             log(f"{futures[f]}: {times[futures[f]]['now']:.0f} s "
                 f"({len(times)}/{len(todo)} trained)")

@@ -335,11 +335,15 @@ def markdown_table(header: list[str], rows: list[list],
              "|" + "|".join(marks[a] for a in align) + "|"]
     lines += ["| " + " | ".join(minus(c) for c in row) + " |"
               for row in rows]
-    space = ""
-    if keep and len(rows) <= 25:
-        room = len(rows) + 6
-        space = f"```{{=latex}}\n\\needspace{{{room}\\baselineskip}}\n```\n\n"
+    space = needspace(len(rows) + 6) + "\n" if keep and len(rows) <= 25 \
+        else ""
     return Markdown(space + fit_width("\n".join(lines), len(header)))
+
+
+def needspace(lines: int) -> str:
+    """A raw LaTeX block (ignored by HTML) that starts a new page unless
+    `lines` body-text lines are left on this one."""
+    return f"```{{=latex}}\n\\needspace{{{lines}\\baselineskip}}\n```\n"
 
 
 def layer_rows(model, group=()) -> list[dict]:
@@ -408,8 +412,6 @@ def source(*objects) -> Markdown:
         text = inspect.getsource(o).rstrip()
         lines = text.count("\n") + 1
         if lines <= 50:
-            room = math.ceil(CODE_LINE * lines) + 2
-            blocks.append(f"```{{=latex}}\n\\needspace{{{room}"
-                          f"\\baselineskip}}\n```\n")
+            blocks.append(needspace(math.ceil(CODE_LINE * lines) + 2))
         blocks.append(f"```python\n{text}\n```\n")
     return Markdown("\n".join(blocks))
