@@ -267,6 +267,7 @@ class TFDenoiser(UnitScale):
             nn.Conv2d(1, 16, 3, stride=2, padding=1), activation(a),
             nn.Conv2d(16, 8, 3, stride=2, padding=1), activation(a),
             nn.Flatten())
+
         self.decoder = nn.Sequential(
             nn.Unflatten(1, (8, 7, 7)),
             nn.ConvTranspose2d(8, 8, 3, stride=2, padding=1,

@@ -165,39 +165,46 @@ def pairs(X, X_hat, y, y_pred, errors=True, ncols=10,
     """Blocks of (input, output[, |error|]) rows, `ncols` images wide, with
     the true label over each input and the classifier's over each output
     (red and marked "x" where it differs). Error maps share one colour
-    scale, 0 to ERROR_MAX on the [0, 1] pixel scale, with a colour bar."""
+    scale, 0 to ERROR_MAX on the [0, 1] pixel scale, with a colour bar.
+    Each row is one image (`mosaic`), not one axes per garment."""
     per = 3 if errors else 2
     n = len(X)
     blocks = (n + ncols - 1) // ncols
     cell = (WIDTH - 0.9) / ncols
-    fig, axes = plt.subplots(per * blocks, ncols, squeeze=False,
+    fig, axes = plt.subplots(per * blocks, 1, squeeze=False,
                              figsize=(WIDTH, blocks * per * cell * 1.28))
-    for ax in axes.flat:
-        _bare(ax)
-    err_image = None
-    for j in range(n):
-        block, col = divmod(j, ncols)
-        top = block * per
-        _show(axes[top, col], X[j])
-        _show(axes[top + 1, col], X_hat[j])
-        if errors:
-            err = ((X_hat[j] - X[j]).abs().squeeze(0) / 2).cpu().numpy()
-            err_image = axes[top + 2, col].imshow(
-                err, cmap="magma", vmin=0, vmax=ERROR_MAX)
-        axes[top, col].set_title(SHORT[y[j]], fontsize=7, pad=2)
-        wrong = mark and y_pred[j] != y[j]
-        axes[top + 1, col].set_title(
-            SHORT[y_pred[j]] + (" x" if wrong else ""), fontsize=7, pad=2,
-            color="C3" if wrong else "black",
-            fontweight="bold" if wrong else "normal")
-    for j in range(n, blocks * ncols):          # empty places
-        block, col = divmod(j, ncols)
-        for i in range(per):
-            axes[block * per + i, col].axis("off")
+    step, err_image = 28 + 3, None
     for block in range(blocks):
-        for i, name in enumerate(list(row_names)[:per]):
-            axes[block * per + i, 0].set_ylabel(name, fontsize=8)
-    fig.subplots_adjust(wspace=0.06, hspace=0.32, left=0.07, right=0.86,
+        cols = range(block * ncols, min(n, (block + 1) * ncols))
+        rows = [X, X_hat]
+        row_axes = [axes[block * per + i, 0] for i in range(per)]
+        for ax, images in zip(row_axes, rows):
+            ax.imshow(mosaic([[images[j] for j in cols]]), cmap="gray_r",
+                      vmin=0, vmax=1, interpolation="nearest")
+        if errors:
+            # mosaic maps [-1, 1] to [0, 1]: this is |error| / 2, the
+            # error on the [0, 1] pixel scale
+            err = mosaic([[(X_hat[j] - X[j]).abs() - 1 for j in cols]])
+            gaps = np.ones_like(err, bool)
+            for c in range(len(cols)):
+                gaps[:, c * step:c * step + 28] = False
+            cmap = plt.get_cmap("magma").with_extremes(bad="white")
+            err_image = row_axes[2].imshow(
+                np.ma.masked_array(err, gaps), cmap=cmap, vmin=0,
+                vmax=ERROR_MAX, interpolation="nearest")
+        for c, j in enumerate(cols):
+            wrong = mark and y_pred[j] != y[j]
+            for ax, text, style in (
+                    (row_axes[0], SHORT[y[j]], {}),
+                    (row_axes[1], SHORT[y_pred[j]] + (" x" if wrong else ""),
+                     {"color": "C3", "fontweight": "bold"} if wrong else {})):
+                ax.text(c * step + 13.5, -2, text, fontsize=7,
+                        ha="center", va="bottom", **style)
+        for i, ax in enumerate(row_axes):
+            _bare(ax)
+            ax.set_xlim(-0.5, ncols * step - 3 - 0.5)
+            ax.set_ylabel(list(row_names)[i], fontsize=8)
+    fig.subplots_adjust(hspace=0.32, left=0.07, right=0.86,
                         top=0.95, bottom=0.02)
     if err_image is not None:
         bar = fig.add_axes([0.88, 0.1, 0.018, 0.8])

@@ -4,7 +4,6 @@ Markdown tables. Loading never trains when valid results are stored."""
 from __future__ import annotations
 
 import json
-import math
 import re
 import statistics
 from functools import cached_property
@@ -387,7 +386,8 @@ def merge_free(rows: list[dict]) -> list[dict]:
     out, waiting = [], []
     for r in rows:
         if r["params"] == 0 and out:
-            out[-1] = {**out[-1], "layer": f"{out[-1]['layer']} + {r['layer']}",
+            last = out[-1]
+            out[-1] = {**last, "layer": f"{last['layer']} + {r['layer']}",
                        "output": r["output"]}
         elif r["params"] == 0:
             waiting.append(r["layer"])
@@ -397,21 +397,72 @@ def merge_free(rows: list[dict]) -> list[dict]:
     return out
 
 
-CODE_LINE = 0.8   # a footnotesize code line, in body-text baselines
+MIN_PIECE = 8     # lines: a listing is never cut into shorter pieces
+MAX_WHOLE = 50    # lines: a longer piece may break anywhere (see below)
+# A code block in a box that LaTeX cannot break: it goes to the next page
+# exactly when it does not fit on this one (no estimate involved).
+UNBREAKABLE = ("```{{=latex}}\n\\par\\noindent\\begin{{minipage}}"
+               "{{\\linewidth}}\n```\n\n{}\n```{{=latex}}\n"
+               "\\end{{minipage}}\\par\n```\n")
+
+
+def break_points(text: str) -> list[int]:
+    """Indices of the lines of `text` (one function or class) where a
+    page may break: a line that starts a statement (or its decorators)
+    right after a blank line, so never inside an expression."""
+    import ast
+    import textwrap
+    starts = set()
+    for node in ast.walk(ast.parse(textwrap.dedent(text))):
+        if isinstance(node, ast.stmt):
+            decorators = getattr(node, "decorator_list", [])
+            starts.add(min([node.lineno] + [d.lineno for d in decorators]))
+    lines = text.split("\n")
+    return [i for i in range(1, len(lines))
+            if not lines[i - 1].strip() and i + 1 in starts]
+
+
+def pieces(text: str) -> list[str]:
+    """`text` cut at its break points into pieces of at least MIN_PIECE
+    lines; the first piece holds the header, docstring and the first
+    statement after them."""
+    lines = text.split("\n")
+    cuts = [0, *break_points(text), len(lines)]
+    parts = [lines[a:b] for a, b in zip(cuts, cuts[1:])]
+    out = [parts[0] + (parts[1] if len(parts) > 1 else [])]
+    for part in parts[2:]:
+        if len(out[-1]) < MIN_PIECE:
+            out[-1] += part
+        else:
+            out.append(part)
+    if len(out) > 1 and len(out[-1]) < MIN_PIECE:
+        last = out.pop()
+        out[-1] += last
+    return ["\n".join(p).strip("\n") for p in out]
 
 
 def source(*objects) -> Markdown:
     """The source code of aecore functions or classes, read from the
     package when the chapter runs (so it can never drift from the code
-    that produced the results): one Python code block per object. In the
-    PDF each block that fits on a page is kept whole (a raw LaTeX
-    `needspace`, ignored by HTML), so no listing breaks mid-expression."""
+    that produced the results): one Python code block per object.
+
+    In the PDF a listing is set as its `pieces`, each in a box LaTeX
+    cannot break (`UNBREAKABLE`): a page breaks only between two statements
+    after a blank line (between methods, say), never mid-expression, and
+    a long listing does not leave the rest of a page empty. The HTML
+    shows each listing as one block."""
     import inspect
-    blocks = []
+    html, pdf = [], []
     for o in objects:
         text = inspect.getsource(o).rstrip()
-        lines = text.count("\n") + 1
-        if lines <= 50:
-            blocks.append(needspace(math.ceil(CODE_LINE * lines) + 2))
-        blocks.append(f"```python\n{text}\n```\n")
-    return Markdown("\n".join(blocks))
+        html.append(f"```python\n{text}\n```\n")
+        for piece in pieces(text):
+            block = f"```python\n{piece}\n```\n"
+            if piece.count("\n") < MAX_WHOLE:
+                block = UNBREAKABLE.format(block)
+            pdf.append(block)
+    return Markdown(
+        '::: {.content-visible when-format="html"}\n\n'
+        + "\n".join(html) + "\n:::\n\n"
+        + '::: {.content-visible when-format="pdf"}\n\n'
+        + "\n".join(pdf) + "\n:::\n")

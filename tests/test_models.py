@@ -159,20 +159,55 @@ def test_markdown_table_keeps_short_tables_on_one_pdf_page():
     assert "needspace" not in long
 
 
-def test_source_listings_are_whole_blocks_kept_on_one_page(monkeypatch):
+def test_source_listings_are_whole_unbreakable_blocks(monkeypatch):
     import inspect
     import types
 
     from aecore import report
     md = report.source(models._conv_encoder, models.ConvAE).data
-    assert md.count("```python") == 2 and md.count("\\needspace") == 2
-    assert inspect.getsource(models.ConvAE).rstrip() in md
+    html, pdf = md.split('when-format="pdf"')
+    # HTML: one block per object; PDF: the same, each in a box LaTeX
+    # cannot break, so it moves to the next page whole when it must
+    assert html.count("```python") == 2 and "minipage" not in html
+    assert pdf.count("```python") == 2
+    assert pdf.count("\\begin{minipage}") == 2 == pdf.count("\\end{minipage}")
+    assert inspect.getsource(models.ConvAE).rstrip() in html
+    assert inspect.getsource(models.ConvAE).rstrip() in pdf
     # a listing longer than a page is left free to break
     fake, original = types.SimpleNamespace(), inspect.getsource
     long = "\n".join(f"x{i} = {i}" for i in range(60))
     monkeypatch.setattr(inspect, "getsource",
                         lambda o: long if o is fake else original(o))
-    assert "needspace" not in report.source(fake).data
+    assert "minipage" not in report.source(fake).data
+
+
+def test_long_listings_break_only_between_statements_after_a_blank_line():
+    import inspect
+
+    from aecore import report
+    text = inspect.getsource(models.ConvVAE).rstrip()
+    parts = report.pieces(text)
+    # whole again when put back together, and cut before methods only
+    assert "\n\n".join(parts) == text
+    assert len(parts) == 2
+    assert parts[0].startswith("class ConvVAE") and "def __init__" in parts[0]
+    assert parts[1].lstrip().startswith("def encode_stats(")
+    # a decorator stays with its function
+    assert "@torch.no_grad()\n    def sample" in parts[1]
+    pdf = report.source(models.ConvVAE).data.split('when-format="pdf"')[1]
+    assert pdf.count("```python") == 2 == pdf.count("\\begin{minipage}")
+    # no cut inside an expression, even after a blank line in it
+    code = "def f():\n    x = [\n        1,\n\n        2]\n" + \
+        "\n".join(f"    y{i} = {i}" for i in range(8)) + "\n\n    return x"
+    assert report.break_points(code) == [14]    # "return x" only
+    # every piece of every model class is at least MIN_PIECE lines long
+    for cls in models.REGISTRY.values():
+        src = inspect.getsource(cls).rstrip()
+        parts = report.pieces(src)
+        assert "\n\n".join(parts) == src
+        if len(parts) > 1:
+            assert min(p.count("\n") + 1 for p in parts) >= \
+                report.MIN_PIECE
 
 
 def test_negative_numbers_get_a_true_minus_sign():
