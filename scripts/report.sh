@@ -20,8 +20,11 @@ fi
 
 # Freeze tracks only each chapter's own source. When aecore, the stored
 # results or the lock change, the frozen outputs are stale: drop them.
+# (results/cache/ is left out: it is derived from the rest, and the
+# chapters rewrite it while they execute.)
 stamp=$(cat aecore/*.py requirements.lock \
-        $(find results -name '*.json' | sort) | sha256sum | cut -c1-16)
+        $(find results -name '*.json' -not -path 'results/cache/*' | sort) \
+        | sha256sum | cut -c1-16)
 if [ -d _freeze ] && [ "$(cat _freeze/.aecore-stamp 2>/dev/null)" != "$stamp" ]; then
   echo "aecore or results/ changed since the last render: executing every chapter again"
   rm -rf _freeze
