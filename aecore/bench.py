@@ -546,7 +546,7 @@ def precision_compare(data, device, s: Settings) -> dict:
     return out
 
 
-# -- 8. start-up ---------------------------------------------------------------
+# -- 8. start-up -----------------------------------------------------------
 
 def import_times(repeats=3) -> dict:
     """Median wall seconds, each in a fresh process, of `import aecore`,
@@ -572,7 +572,7 @@ def import_times(repeats=3) -> dict:
     return out
 
 
-# -- 9. runs side by side (train-all --jobs) -----------------------------------
+# -- 9. runs side by side (train-all --jobs) -------------------------------
 
 def one_epoch(arch: str, images: int, threads: int, precision: str) -> float:
     """Seconds of one `train.train_epoch` of `arch`, scaled to a 60,000-

@@ -307,8 +307,8 @@ def cmd_train(args):
 def cmd_train_all(args):
     from datetime import datetime
 
-    from . import plan, runs
     from . import data as fmnist
+    from . import plan, runs
     from .results import Store, atomic_save_json
     from .train import pick_device
     store = Store(args.results)

@@ -109,7 +109,7 @@ def test_new_rows_evaluation_precision_start_up(smoke):
     assert set(smoke["eval_overhead"]) == set(bench.COMPARED)
     for row in smoke["eval_overhead"].values():
         assert row["train_s"] > 0 and row["eval_s"] > 0
-    for arch, row in smoke["precision"].items():
+    for row in smoke["precision"].values():
         assert set(row) == {"fp32", "bf16"}
         assert row["fp32"]["val_mse"] > 0 and row["bf16"]["val_mse"] > 0
     assert set(smoke["startup"]) == {"import aecore", "import torch",

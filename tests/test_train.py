@@ -215,8 +215,8 @@ def test_fixed_noise_is_one_copy(tiny, store, monkeypatch):
         return real(model, X, target, beta)
 
     monkeypatch.setattr(train_mod, "objective", spy)
-    fit(replace(CFG, epochs=2, noise=0.3, fresh_noise=False, batch_size=10_000),
-        tiny, store, "cpu")
+    fit(replace(CFG, epochs=2, noise=0.3, fresh_noise=False,
+                batch_size=10_000), tiny, store, "cpu")
     assert len(seen) == 2 and seen[0] == pytest.approx(seen[1])
 
 
@@ -225,7 +225,8 @@ def test_one_class_run_trains_on_one_class_and_scores_auroc(tiny, store):
     record = fit(cfg, tiny, store, "cpu")
     one = tiny.only_class(3)
     assert set(one.train.y.tolist()) == {3}
-    assert len(one.train) == (tiny.train.y == 3).sum() + (tiny.val.y == 3).sum()
+    assert len(one.train) == \
+        (tiny.train.y == 3).sum() + (tiny.val.y == 3).sum()
     test = record["test"]
     assert len(test["scores"]) == len(tiny.test)
     assert 0 <= test["auroc"] <= 1
