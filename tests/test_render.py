@@ -173,3 +173,25 @@ def test_table_of_contents_page_numbers_are_printed_pages(book):
         assert printed(pages[hits[0]]) == number, (
             f"{title!r}: listed on page {number}, printed on "
             f"{printed(pages[hits[0]])}")
+
+
+def test_no_text_runs_into_a_page_footer(book):
+    """An overfull page (a float and text that LaTeX could not fit) is
+    clipped at the bottom, into the page number: no word may reach it."""
+    pdf = book["pdfs"][0]
+    html = subprocess.run(["pdftotext", "-bbox", str(pdf), "-"],
+                          capture_output=True, text=True, check=True).stdout
+    word = re.compile(r'<word xMin="[\d.]+" yMin="([\d.]+)" xMax="[\d.]+" '
+                      r'yMax="([\d.]+)">([^<]*)</word>')
+    crowded = []
+    for n, page in enumerate(html.split("<page ")[1:], 1):
+        words = [(float(a), float(b), w) for a, b, w in word.findall(page)]
+        numbers = [w for w in words if w[2] == str(n)]
+        if not numbers:
+            continue
+        footer = max(numbers)                 # the lowest "n" on page n
+        near = [w[2] for w in words if w is not footer
+                and w[1] > footer[0] - 8]
+        if near:
+            crowded.append(f"p. {n}: {' '.join(near[:8])}")
+    assert not crowded, "\n".join(crowded)
