@@ -52,7 +52,7 @@ def fmt(mean, sd, digits) -> str:
 # text width; HTML ignores raw LaTeX.
 WIDE_COLUMNS = 8
 WIDE_TABLE = ("```{=latex}\n\\renewcommand{\\aetablesize}{\\scriptsize}"
-              "\\setlength{\\aetabcolsep}{2.5pt}\n```\n\n")
+              "\\setlength{\\aetabcolsep}{2pt}\n```\n\n")
 NORMAL_TABLE = ("\n\n```{=latex}\n\\renewcommand{\\aetablesize}"
                 "{\\footnotesize}\\setlength{\\aetabcolsep}{4pt}\n```\n")
 
@@ -95,10 +95,12 @@ def needspace(lines: int) -> str:
 MIN_PIECE = 8     # lines: a listing is never cut into shorter pieces
 MAX_WHOLE = 50    # lines: a longer piece may break anywhere (see below)
 # A code block in a box that LaTeX cannot break: it goes to the next page
-# exactly when it does not fit on this one (no estimate involved).
+# exactly when it does not fit on this one (no estimate involved). The
+# paragraph holding the box ends with no \parfillskip, whose minimum
+# (1 em, from the parskip package) would make the line overfull.
 UNBREAKABLE = ("```{{=latex}}\n\\par\\noindent\\begin{{minipage}}"
                "{{\\linewidth}}\n```\n\n{}\n```{{=latex}}\n"
-               "\\end{{minipage}}\\par\n```\n")
+               "\\end{{minipage}}{{\\parfillskip=0pt\\par}}\n```\n")
 
 
 def break_points(text: str) -> list[int]:
