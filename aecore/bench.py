@@ -759,8 +759,8 @@ def fixed_width(rows: list[list[str]]) -> str:
 
 def markdown(rows: list[list[str]]) -> str:
     """The rows as a pipe table for the book (a wide one is set smaller
-    in the PDF; see `report.fit_width`)."""
-    from .report import markdown_table
+    in the PDF; see `text.fit_width`)."""
+    from .text import markdown_table
     return markdown_table(rows[0], rows[1:], keep=False).data
 
 

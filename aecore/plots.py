@@ -174,11 +174,11 @@ def pairs(X, X_hat, y, y_pred, errors=True, ncols=10,
     fig, axes = plt.subplots(per * blocks, 1, squeeze=False,
                              figsize=(WIDTH, blocks * per * cell * 1.28))
     step, err_image = 28 + 3, None
+    err_cmap = plt.get_cmap("magma").with_extremes(bad="white")  # gaps
     for block in range(blocks):
         cols = range(block * ncols, min(n, (block + 1) * ncols))
-        rows = [X, X_hat]
         row_axes = [axes[block * per + i, 0] for i in range(per)]
-        for ax, images in zip(row_axes, rows):
+        for ax, images in zip(row_axes, (X, X_hat)):
             ax.imshow(mosaic([[images[j] for j in cols]]), cmap="gray_r",
                       vmin=0, vmax=1, interpolation="nearest")
         if errors:
@@ -188,9 +188,8 @@ def pairs(X, X_hat, y, y_pred, errors=True, ncols=10,
             gaps = np.ones_like(err, bool)
             for c in range(len(cols)):
                 gaps[:, c * step:c * step + 28] = False
-            cmap = plt.get_cmap("magma").with_extremes(bad="white")
             err_image = row_axes[2].imshow(
-                np.ma.masked_array(err, gaps), cmap=cmap, vmin=0,
+                np.ma.masked_array(err, gaps), cmap=err_cmap, vmin=0,
                 vmax=ERROR_MAX, interpolation="nearest")
         for c, j in enumerate(cols):
             wrong = mark and y_pred[j] != y[j]

@@ -14,24 +14,14 @@ from . import plan
 from .classifier import load_or_train as load_classifier
 from .results import Store
 from .runs import Run, load_or_train
-from .text import (  # noqa: F401  (re-exported: the chapters use ae.report)
+from .text import (  # noqa: F401  (the chapters use them as ae.report.*)
     ACT_LABELS,
     LABELS,
-    MAX_WHOLE,
     METRIC_NAMES,
-    MIN_PIECE,
-    NORMAL_TABLE,
-    UNBREAKABLE,
-    WIDE_COLUMNS,
-    WIDE_TABLE,
-    break_points,
-    fit_width,
     fmt,
     markdown_table,
     mean_std,
     minus,
-    needspace,
-    pieces,
     signed,
     source,
 )

@@ -1,7 +1,8 @@
 """What chapters print, without torch: labels, numbers with a true
 minus sign, Markdown tables sized for the PDF, and aecore's own source
-code as listings. `report` re-exports all of it; the chapters that only
-print stored numbers (the preface, the conclusions) use it directly."""
+code as listings. `report` re-exports what the chapters use; the
+chapters that only print stored numbers (the preface, the conclusions)
+use this module directly."""
 
 from __future__ import annotations
 

@@ -6,7 +6,8 @@ import json
 import pytest
 import torch
 
-from aecore import bench, models, report
+from aecore import bench, models
+from aecore import text as aetext
 from aecore.cli import main
 
 KEYS = {"smoke", "settings", "hardware", "notes", "pipelines", "ceiling",
@@ -85,8 +86,8 @@ def test_markdown_table_names_every_architecture(smoke):
     # size is restored before the time-to-quality table
     speed = md.index("| arch | DataLoader")
     quality = md.index("| arch |", speed + 1)
-    assert md.startswith(report.WIDE_TABLE)
-    assert md.index(report.NORMAL_TABLE) in range(speed, quality)
+    assert md.startswith(aetext.WIDE_TABLE)
+    assert md.index(aetext.NORMAL_TABLE) in range(speed, quality)
     for arch in bench.ARCHS:
         assert any(line.startswith(f"| {arch} |") for line in lines)
     assert "| data only |" in md

@@ -185,8 +185,9 @@ def test_long_listings_break_only_between_statements_after_a_blank_line():
     import inspect
 
     from aecore import report
+    from aecore import text as aetext
     text = inspect.getsource(models.ConvVAE).rstrip()
-    parts = report.pieces(text)
+    parts = aetext.pieces(text)
     # whole again when put back together, and cut before methods only
     assert "\n\n".join(parts) == text
     assert len(parts) == 2
@@ -199,15 +200,15 @@ def test_long_listings_break_only_between_statements_after_a_blank_line():
     # no cut inside an expression, even after a blank line in it
     code = "def f():\n    x = [\n        1,\n\n        2]\n" + \
         "\n".join(f"    y{i} = {i}" for i in range(8)) + "\n\n    return x"
-    assert report.break_points(code) == [14]    # "return x" only
+    assert aetext.break_points(code) == [14]    # "return x" only
     # every piece of every model class is at least MIN_PIECE lines long
     for cls in models.REGISTRY.values():
         src = inspect.getsource(cls).rstrip()
-        parts = report.pieces(src)
+        parts = aetext.pieces(src)
         assert "\n\n".join(parts) == src
         if len(parts) > 1:
             assert min(p.count("\n") + 1 for p in parts) >= \
-                report.MIN_PIECE
+                aetext.MIN_PIECE
 
 
 def test_negative_numbers_get_a_true_minus_sign():
