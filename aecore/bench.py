@@ -761,7 +761,7 @@ def markdown(rows: list[list[str]]) -> str:
     """The rows as a pipe table for the book (a wide one is set smaller
     in the PDF; see `text.fit_width`)."""
     from .text import markdown_table
-    return markdown_table(rows[0], rows[1:], keep=False).data
+    return markdown_table(rows[0], rows[1:]).data
 
 
 def speed_caption(result: dict) -> str:

@@ -48,7 +48,7 @@ def plain_log_ticks(ax):
 
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.2g}"))
     ax.yaxis.set_minor_formatter(FuncFormatter(minor))
-    ax.tick_params(axis="y", which="minor", labelsize=8)
+    ax.tick_params(axis="y", which="both", labelsize=8)
 
 
 def _show(ax, x):
@@ -68,17 +68,27 @@ def mosaic(images: list[list[torch.Tensor]], gap=3) -> np.ndarray:
     return out
 
 
-def gallery(split, per_class=8):
-    """`per_class` examples of every class, one row per class."""
-    rows = [[split.X[i] for i in (split.y == c).nonzero().flatten()
-             [:per_class]] for c in range(10)]
-    fig, ax = plt.subplots(figsize=(1.3 + per_class * 0.55, 5.8))
-    ax.imshow(mosaic(rows), cmap="gray_r", vmin=0, vmax=1,
+def gallery(split, per_class=6):
+    """`per_class` examples of every class, one column per class: a
+    wide, short figure that shares its page with text."""
+    columns = [(split.y == c).nonzero().flatten()[:per_class]
+               for c in range(10)]
+    rows = [[split.X[col[k]] for col in columns] for k in range(per_class)]
+    image = mosaic(rows)
+    height = 0.98 * WIDTH * image.shape[0] / image.shape[1]
+    label = 0.4          # inches above the images for two-line names
+    fig, ax = plt.subplots(figsize=(WIDTH, height + label + 0.05))
+    ax.imshow(image, cmap="gray_r", vmin=0, vmax=1,
               interpolation="nearest")
     _bare(ax)
-    ax.set_yticks([c * 31 + 13.5 for c in range(10)], CLASSES, fontsize=8)
-    ax.tick_params(axis="y", length=0)
-    fig.subplots_adjust(left=0.2, right=0.99, top=0.99, bottom=0.01)
+    ax.xaxis.tick_top()
+    ax.set_xticks([c * 31 + 13.5 for c in range(10)],
+                  [name.replace("/", "/\n").replace(" ", "\n")
+                   for name in CLASSES], fontsize=8)
+    ax.tick_params(axis="x", length=0)
+    inches = fig.get_figheight()
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.05 / inches,
+                        top=1 - label / inches)
     return fig
 
 
@@ -144,18 +154,20 @@ def history(runs, limits=None, title=None):
 
 
 def compare(groups: dict[str, list], key="val_mse", ylabel=None,
-            log=True):
-    """One validation curve per label (a list of runs: mean over seeds)."""
-    fig, ax = plt.subplots(figsize=(WIDTH, 3.0))
+            log=True, width=WIDTH):
+    """One validation curve per label (a list of runs: mean over seeds);
+    `width` in inches (half the text width for two side by side)."""
+    fig, ax = plt.subplots(figsize=(width, 2.4))
     for label, runs in groups.items():
         values = np.array([r.curve(key) for r in runs]).mean(0)
         ax.plot(np.arange(1, len(values) + 1), values, label=label)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(ylabel or key)
+    ax.set_xlabel("epoch", fontsize=9)
+    ax.set_ylabel(ylabel or key, fontsize=9)
+    ax.tick_params(labelsize=8)
     if log:
         ax.set_yscale("log")
         plain_log_ticks(ax)
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 

@@ -71,10 +71,10 @@ def markdown_table(header: list[str], rows: list[list],
     """A pipe table. `align` has one letter per column (l, r, c); by
     default the first column is left-aligned and the others right-aligned.
 
-    In the PDF a short table is kept on one page: a raw LaTeX `needspace`
-    (ignored by HTML) asks for room for the whole table before it starts.
-    `keep=False` leaves it out: LaTeX misjudges the room left on a page
-    that already holds a longtable, and would break the page early.
+    In the PDF a short table is kept whole: it is marked `whole`, which
+    filters/whole-tables.lua sets as a float that LaTeX moves to where it
+    fits while the text fills the page. `keep=False`, or a table too long
+    for one page, stays a `longtable` that may break across pages.
     """
     align = align or "l" + "r" * (len(header) - 1)
     marks = {"l": ":---", "r": "---:", "c": ":---:"}
@@ -82,15 +82,13 @@ def markdown_table(header: list[str], rows: list[list],
              "|" + "|".join(marks[a] for a in align) + "|"]
     lines += ["| " + " | ".join(minus(c) for c in row) + " |"
               for row in rows]
-    space = needspace(len(rows) + 6) + "\n" if keep and len(rows) <= 25 \
-        else ""
-    return Markdown(space + fit_width("\n".join(lines), len(header)))
+    table = "\n".join(lines)
+    if keep and len(rows) <= MAX_WHOLE_ROWS:
+        table = f"::: {{.whole}}\n\n{table}\n\n:::"
+    return Markdown(fit_width(table, len(header)))
 
 
-def needspace(lines: int) -> str:
-    """A raw LaTeX block (ignored by HTML) that starts a new page unless
-    `lines` body-text lines are left on this one."""
-    return f"```{{=latex}}\n\\needspace{{{lines}\\baselineskip}}\n```\n"
+MAX_WHOLE_ROWS = 25   # a longer table may break across pages
 
 
 MIN_PIECE = 8     # lines: a listing is never cut into shorter pieces

@@ -146,17 +146,17 @@ def test_merge_free_folds_parameter_free_layers_into_learned_ones():
                      "params": 50240}]
 
 
-def test_markdown_table_keeps_short_tables_on_one_pdf_page():
+def test_markdown_table_marks_short_tables_whole():
     from aecore import report
     rows = [["a", 1], ["b", 2]]
     kept = report.markdown_table(["name", "n"], rows).data
-    assert "\\needspace{8\\baselineskip}" in kept
-    assert kept.rstrip().endswith("| b | 2 |")
+    assert kept.startswith("::: {.whole}\n\n| name | n |")
+    assert kept.endswith("| b | 2 |\n\n:::")
     loose = report.markdown_table(["name", "n"], rows, keep=False).data
-    assert "needspace" not in loose
+    assert "whole" not in loose and loose.startswith("| name | n |")
     # a table too long for one page is left free to break
     long = report.markdown_table(["name", "n"], rows * 13).data
-    assert "needspace" not in long
+    assert "whole" not in long
 
 
 def test_source_listings_are_whole_unbreakable_blocks(monkeypatch):

@@ -31,3 +31,23 @@ def test_pairs_draws_each_row_as_one_image_with_its_labels():
     fig = plots.pairs(X.repeat(4, 1, 1, 1), X_hat.repeat(4, 1, 1, 1),
                       [0] * 12, [0] * 12, errors=False)
     assert len(fig.axes) == 4
+
+
+def test_gallery_puts_each_class_in_its_own_named_column():
+    from types import SimpleNamespace
+    y = torch.arange(10).repeat(3)               # three images per class
+    X = (y.float() / 4.5 - 1).view(-1, 1, 1, 1).expand(-1, 1, 28, 28)
+    fig = plots.gallery(SimpleNamespace(X=X, y=y), per_class=3)
+    ax, = fig.axes
+    names = [t.get_text().replace("\n", " ") for t in ax.get_xticklabels()]
+    assert names == ["T-shirt/ top", *plots.CLASSES[1:]]
+    image = ax.images[0].get_array()
+    assert image.shape == (3 * 31 - 3, 10 * 31 - 3)
+    for c in range(10):           # column c holds only class c's images
+        for k in range(3):
+            tile = image[k * 31:k * 31 + 28, c * 31:c * 31 + 28]
+            assert abs(tile.min() - c / 9) < 1e-6
+            assert abs(tile.max() - c / 9) < 1e-6
+    # wide and short: it shares a PDF page with text
+    width, height = fig.get_size_inches()
+    assert width == plots.WIDTH and height < width / 2

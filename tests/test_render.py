@@ -114,8 +114,15 @@ def test_no_unresolved_references(book):
         body = re.sub(r"<script.*?</script>", "", page, flags=re.S)
         assert "?@" not in body, name
         assert not re.search(r">\?\?<|\?\?\s", body), name
+        prose = re.sub(r"<pre.*?</pre>", "", body, flags=re.S)  # no code
+        assert not CITATION_KEY.search(prose), name
     pdf = pdf_text(book["pdfs"][0])
     assert "?@" not in pdf and "??" not in pdf
+    # a citation left as its key, e.g. in a table cell
+    assert not CITATION_KEY.search(pdf), CITATION_KEY.search(pdf)
+
+
+CITATION_KEY = re.compile(r"\[-?@[\w:-]+")
 
 
 def test_every_inline_expression_was_evaluated(book):
