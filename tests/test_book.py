@@ -54,14 +54,25 @@ def prose(source: str) -> str:
     return FENCE.sub("", source)
 
 
+SUBCAPTION = re.compile(r"^#\|\s+-\s", re.M)
+
+
+def cell_labels(cell: str) -> list[str]:
+    """The cell's label, then those of its subfigures (`fig-subcap`, a
+    list: Quarto names them label-1, label-2, ...)."""
+    label = dict(OPTION.findall(cell)).get("label", "").strip()
+    if not label:
+        return []
+    n = len(SUBCAPTION.findall(cell)) if "#| fig-subcap:" in cell else 0
+    return [label] + [f"{label}-{k}" for k in range(1, n + 1)]
+
+
 def labels() -> set[str]:
     found = set()
     for chapter in QMD:
         source = text(chapter)
         for cell in CELL.findall(source):
-            opts = dict(OPTION.findall(cell))
-            if "label" in opts:
-                found.add(opts["label"].strip())
+            found |= set(cell_labels(cell))
         found |= set(SECTION.findall(source))
     return found
 
@@ -84,7 +95,8 @@ def test_figure_and_table_cells_are_captioned_and_referenced():
             kind = label.split("-")[0]
             if kind in ("fig", "tbl"):
                 assert f"{kind}-cap" in opts, f"{label}: no {kind}-cap"
-                assert label in referenced, f"{label} is never referenced"
+                assert referenced & set(cell_labels(cell)), \
+                    f"{label} is never referenced"
                 seen.append(label)
     assert len(seen) == len(set(seen)), "duplicate labels"
     assert len(seen) >= 10
