@@ -731,7 +731,7 @@ def speed_rows(result: dict) -> list[list[str]]:
     rows.append(["data only", *(fmt_epoch(d["pipelines"][n]) for n in names),
                  *ratio_cells(d["ratios"], names),
                  f"{d['pipelines'][main_pipe]['images_per_s']:,.0f}",
-                 "-", "-"])
+                 "–", "–"])
     return rows
 
 
@@ -744,7 +744,7 @@ def quality_rows(result: dict) -> list[list[str]]:
             cells = [fmt_num(r["seconds"]), f"{r['epochs']:.2f}",
                      str(r["steps"])]
         else:
-            cells = [f"not reached ({r['stopped']})", "-", "-"]
+            cells = [f"not reached ({r['stopped']})", "–", "–"]
         rows.append([arch, *cells, f"{r['val_mse']:.5f}"])
     return rows
 
@@ -794,7 +794,7 @@ def hardware_line(result: dict) -> str:
 
 def ceiling_line(result: dict) -> str:
     c = result["ceiling"]
-    return (f"matmul ceiling: {c['size']}x{c['size']} fp32, "
+    return (f"matmul ceiling: {c['size']}×{c['size']} fp32, "
             f"{c['gflops']:.1f} GFLOP/s (best of {c['repeats']}; median "
             f"{c['gflops_median']:.1f}, min {c['gflops_min']:.1f})")
 
@@ -827,6 +827,7 @@ def overhead_rows(result: dict) -> list[list[str]]:
 
 
 def precision_rows(result: dict) -> list[list[str]]:
+    from .text import signed
     rows = [["arch", "fp32 s/epoch", "bf16 s/epoch", "fp32/bf16",
              "fp32 eval s", "bf16 eval s", "fp32 val MSE", "bf16 val MSE",
              "MSE change"]]
@@ -837,7 +838,7 @@ def precision_rows(result: dict) -> list[list[str]]:
                      f"{f['s_per_epoch'] / b['s_per_epoch']:.2f}",
                      fmt_num(f["eval_s"]), fmt_num(b["eval_s"]),
                      f"{f['val_mse']:.5f}", f"{b['val_mse']:.5f}",
-                     f"{b['val_mse'] / f['val_mse'] - 1:+.1%}"])
+                     signed(b["val_mse"] / f["val_mse"] - 1, "+.1%")])
     return rows
 
 

@@ -12,8 +12,6 @@ import numpy as np
 import torch
 from matplotlib.ticker import FuncFormatter
 
-from .data import CLASSES
-
 WIDTH = 6.5          # inches: the PDF's text width
 SHORT = ("T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
          "Shirt", "Sneaker", "Bag", "Boot")   # class names for 7 pt titles
@@ -76,15 +74,13 @@ def gallery(split, per_class=6):
     rows = [[split.X[col[k]] for col in columns] for k in range(per_class)]
     image = mosaic(rows)
     height = 0.98 * WIDTH * image.shape[0] / image.shape[1]
-    label = 0.4          # inches above the images for two-line names
+    label = 0.25         # inches above the images for the names
     fig, ax = plt.subplots(figsize=(WIDTH, height + label + 0.05))
     ax.imshow(image, cmap="gray_r", vmin=0, vmax=1,
               interpolation="nearest")
     _bare(ax)
     ax.xaxis.tick_top()
-    ax.set_xticks([c * 31 + 13.5 for c in range(10)],
-                  [name.replace("/", "/\n").replace(" ", "\n")
-                   for name in CLASSES], fontsize=8)
+    ax.set_xticks([c * 31 + 13.5 for c in range(10)], SHORT, fontsize=8)
     ax.tick_params(axis="x", length=0)
     inches = fig.get_figheight()
     fig.subplots_adjust(left=0.01, right=0.99, bottom=0.05 / inches,

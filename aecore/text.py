@@ -40,11 +40,19 @@ def minus(text: str) -> str:
 
 
 def signed(x: float, spec: str) -> str:
-    """`format(x, spec)` (for example "+.1%"), with a true minus sign."""
-    return minus(format(x, spec))
+    """`format(x, spec)` (for example "+.1%"), with a true minus sign; a
+    value that rounds to zero prints unsigned ("0.0%", not "−0.0%")."""
+    out = format(x, spec)
+    if not re.search(r"[1-9]", out):
+        out = out.lstrip("+-")
+    return minus(out)
 
 
 def fmt(mean, sd, digits) -> str:
+    """"mean ± sd" at `digits` decimals; a standard deviation too small
+    to show at that precision reads "<0.001", never a bare zero."""
+    if 0 < sd < 0.5 * 10 ** -digits:
+        return f"{mean:.{digits}f} ± <{10 ** -digits:.{digits}f}"
     return f"{mean:.{digits}f} ± {sd:.{digits}f}"
 
 
@@ -73,8 +81,10 @@ def markdown_table(header: list[str], rows: list[list],
 
     In the PDF a short table is kept whole: it is marked `whole`, which
     filters/whole-tables.lua sets as a float that LaTeX moves to where it
-    fits while the text fills the page. `keep=False`, or a table too long
-    for one page, stays a `longtable` that may break across pages.
+    fits while the text fills the page (a `wide` one, of WIDE_COLUMNS
+    columns or more, spreads its columns over the text width).
+    `keep=False`, or a table too long for one page, stays a `longtable`
+    that may break across pages.
     """
     align = align or "l" + "r" * (len(header) - 1)
     marks = {"l": ":---", "r": "---:", "c": ":---:"}
@@ -84,7 +94,8 @@ def markdown_table(header: list[str], rows: list[list],
               for row in rows]
     table = "\n".join(lines)
     if keep and len(rows) <= MAX_WHOLE_ROWS:
-        table = f"::: {{.whole}}\n\n{table}\n\n:::"
+        wide = " .wide" if len(header) >= WIDE_COLUMNS else ""
+        table = f"::: {{.whole{wide}}}\n\n{table}\n\n:::"
     return Markdown(fit_width(table, len(header)))
 
 
@@ -100,6 +111,12 @@ MAX_WHOLE = 50    # lines: a longer piece may break anywhere (see below)
 UNBREAKABLE = ("```{{=latex}}\n\\par\\noindent\\begin{{minipage}}"
                "{{\\linewidth}}\n```\n\n{}\n```{{=latex}}\n"
                "\\end{{minipage}}{{\\parfillskip=0pt\\par}}\n```\n")
+
+
+# Between two pieces of one listing: no paragraph skip and no interline
+# glue, so that pieces on the same page form one continuous shaded box
+# (the boxes' own padding stands for the blank line cut at).
+JOINED = "```{=latex}\n\\vspace{-\\parskip}\\nointerlineskip\n```\n\n"
 
 
 def break_points(text: str) -> list[int]:
@@ -152,11 +169,11 @@ def source(*objects) -> Markdown:
     for o in objects:
         text = inspect.getsource(o).rstrip()
         html.append(f"```python\n{text}\n```\n")
-        for piece in pieces(text):
+        for k, piece in enumerate(pieces(text)):
             block = f"```python\n{piece}\n```\n"
             if piece.count("\n") < MAX_WHOLE:
                 block = UNBREAKABLE.format(block)
-            pdf.append(block)
+            pdf.append(JOINED + block if k else block)
     return Markdown(
         '::: {.content-visible when-format="html"}\n\n'
         + "\n".join(html) + "\n:::\n\n"

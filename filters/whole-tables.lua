@@ -3,9 +3,11 @@
 -- `longtable`. Quarto then puts it in a `table` float, which LaTeX moves
 -- whole to where it fits (here, else the top of a following page) while
 -- the text goes on filling the page: no split table and no page left
--- part-empty. Only the table's frame is raw LaTeX: the cells stay pandoc
--- inlines, so citations, math and emphasis in them are processed as
--- anywhere else. HTML is left as it is.
+-- part-empty. A table marked `wide` as well (many columns, set small) is
+-- spread over the text width, so that its columns do not crowd. Only the
+-- table's frame is raw LaTeX: the cells stay pandoc inlines, so
+-- citations, math and emphasis in them are processed as anywhere else.
+-- HTML is left as it is.
 
 local ALIGN = {AlignLeft = "l", AlignRight = "r", AlignCenter = "c",
                AlignDefault = "l"}
@@ -23,14 +25,19 @@ local function add_row(out, row)
   out:insert(raw(" \\\\\n"))
 end
 
-local function tabular(tbl)
+-- `wide`: a tabular* as wide as the text, the columns spread evenly
+local function tabular(tbl, wide)
   local spec = ""
   for _, colspec in ipairs(tbl.colspecs) do
     spec = spec .. ALIGN[colspec[1]]
   end
+  local env = wide and "tabular*" or "tabular"
+  local begin = wide
+    and "\\begin{tabular*}{\\linewidth}{@{\\extracolsep{\\fill}}"
+    or "\\begin{tabular}{@{}"
   local out = pandoc.Inlines({raw(
     "{\\aetablesize\\setlength{\\tabcolsep}{\\aetabcolsep}%\n"
-    .. "\\begin{tabular}{@{}" .. spec .. "@{}}\n\\toprule\n")})
+    .. begin .. spec .. "@{}}\n\\toprule\n")})
   for _, row in ipairs(tbl.head.rows) do add_row(out, row) end
   out:insert(raw("\\midrule\n"))
   for _, body in ipairs(tbl.bodies) do
@@ -38,7 +45,7 @@ local function tabular(tbl)
     for _, row in ipairs(body.body) do add_row(out, row) end
   end
   for _, row in ipairs(tbl.foot.rows) do add_row(out, row) end
-  out:insert(raw("\\bottomrule\n\\end{tabular}}"))
+  out:insert(raw("\\bottomrule\n\\end{" .. env .. "}}"))
   return pandoc.Plain(out)
 end
 
@@ -46,5 +53,8 @@ function Div(div)
   if not div.classes:includes("whole") or not FORMAT:match("latex") then
     return nil
   end
-  return div.content:walk({Table = tabular})
+  local wide = div.classes:includes("wide")
+  return div.content:walk({
+    Table = function(tbl) return tabular(tbl, wide) end,
+  })
 end

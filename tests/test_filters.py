@@ -52,6 +52,14 @@ def test_a_whole_table_becomes_a_tabular_with_pandocs_cells():
     assert "\\aetablesize" in (ROOT / "_quarto.yml").read_text()
 
 
+def test_a_wide_whole_table_spreads_over_the_text_width():
+    tex = pandoc(f"::: {{.whole .wide}}\n\n{TABLE}\n:::\n", "latex",
+                 "whole-tables.lua")
+    assert ("\\begin{tabular*}{\\linewidth}{@{\\extracolsep{\\fill}}lr@{}}"
+            in tex)
+    assert tex.count("\\end{tabular*}}") == 1 and "longtable" not in tex
+
+
 def test_citations_in_a_whole_table_are_resolved(tmp_path):
     """The cells stay pandoc inlines, so citeproc (which runs after the
     filter) formats a citation in a cell as it does in the text."""
@@ -82,3 +90,8 @@ def test_short_inline_code_never_breaks_in_latex():
                  "latex", "inline-code.lua")
     assert "\\mbox{\\texttt{python\\ -m\\ aecore\\ -\\/-help}}" in tex
     assert "\\mbox{\\texttt{a much" not in tex
+    html = pandoc("Run `python -m aecore --help` and `a much longer piece "
+                  "of inline code that may break`.", "html",
+                  "inline-code.lua")
+    assert '<code class="nowrap">python -m aecore --help</code>' in html
+    assert "<code>a much longer" in html

@@ -197,6 +197,12 @@ def test_long_listings_break_only_between_statements_after_a_blank_line():
     assert "@torch.no_grad()\n    def sample" in parts[1]
     pdf = report.source(models.ConvVAE).data.split('when-format="pdf"')[1]
     assert pdf.count("```python") == 2 == pdf.count("\\begin{minipage}")
+    # on one page the two pieces join into one shaded box
+    assert pdf.count(aetext.JOINED) == 1
+    first, second = pdf.split(aetext.JOINED)
+    assert first.rstrip().endswith("\\end{minipage}{\\parfillskip=0pt"
+                                   "\\par}\n```")
+    assert second.startswith("```{=latex}\n\\par\\noindent\\begin{minipage}")
     # no cut inside an expression, even after a blank line in it
     code = "def f():\n    x = [\n        1,\n\n        2]\n" + \
         "\n".join(f"    y{i} = {i}" for i in range(8)) + "\n\n    return x"
@@ -215,6 +221,11 @@ def test_negative_numbers_get_a_true_minus_sign():
     from aecore import report
     assert report.signed(-0.0123, "+.1%") == "\u22121.2%"
     assert report.signed(0.5, "+.1f") == "+0.5"
+    assert report.signed(-0.0004, "+.1%") == "0.0%"
+    assert report.signed(0.00004, "+.4f") == "0.0000"
+    assert report.fmt(0.007363, 0.0000009, 5) == "0.00736 ± <0.00001"
+    assert report.fmt(0.5, 0.0, 3) == "0.500 ± 0.000"
+    assert report.fmt(0.5, 0.02, 3) == "0.500 ± 0.020"
     assert report.minus("-0.2 to -.5, 3-4, x-1") == \
         "\u22120.2 to \u2212.5, 3-4, x-1"
     table = report.markdown_table(["a", "b"], [["x-1", "-0.3"]]).data
@@ -226,5 +237,7 @@ def test_tables_of_eight_columns_or_more_are_set_smaller_in_the_pdf():
     wide = report.markdown_table(list("abcdefgh"), [list("12345678")]).data
     narrow = report.markdown_table(list("abcdefg"), [list("1234567")]).data
     assert "\\scriptsize" in wide and "\\scriptsize" not in narrow
+    # and spread over the text width (filters/whole-tables.lua)
+    assert "{.whole .wide}" in wide and "{.whole}" in narrow
     assert wide.rstrip().endswith("{\\footnotesize}\\setlength"
                                   "{\\aetabcolsep}{4pt}\n```")
