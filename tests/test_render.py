@@ -107,6 +107,11 @@ def test_every_figure_is_in_the_html_and_scales(book):
             match = re.search(rf'id="{label}".*?<img([^>]*)>', page, re.S)
             assert match, f"{chapter}: figure {label} missing from HTML"
             assert "figure-img" in match.group(1), label
+        # a click shows each figure at full size, with no network
+        figures = FIG_LABEL.findall(text(chapter))
+        assert page.count('class="lightbox"') >= len(figures), chapter
+        if figures:
+            assert 'src="../site_libs/quarto-contrib/glightbox/' in page
 
 
 def test_no_unresolved_references(book):
