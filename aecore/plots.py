@@ -1,7 +1,7 @@
 """The book's figures. Each function draws one figure and returns it.
 
-Figures are drawn at the size they are printed (at most 6.5 in wide, the
-text width of the PDF), so 8-9 pt text stays 8-9 pt on the page. Images
+Figures are drawn at the size they are printed (at most WIDTH, the text
+width of the PDF), so 8-9 pt text stays 8-9 pt on the page. Images
 use an inverted grey scale (dark = bright pixel), as every caption says.
 """
 
@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from matplotlib.ticker import FuncFormatter
 
-WIDTH = 6.5          # inches: the PDF's text width
+WIDTH = 6.0    # inches: the text width of the PDF (434.6 pt: A4, KOMA DIV=11)
 SHORT = ("T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
          "Shirt", "Sneaker", "Bag", "Boot")   # class names for 7 pt titles
 PANELS = (("mse", "loss: MSE, [0, 1] scale"),
@@ -118,7 +118,7 @@ def history(runs, limits=None, title=None):
     epoch, training subset vs validation: one thin line per seed, a thick
     line for their mean. `limits` (from `history_limits`) fixes the y-axes
     so several figures compare."""
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(WIDTH, 2.4))
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(WIDTH, 2.2))
     for ax, (key, label) in zip(axes, PANELS):
         if key in FLOORED:
             floor = curves(runs, "val", f"{key}_floor").mean()
@@ -153,7 +153,7 @@ def compare(groups: dict[str, list], key="val_mse", ylabel=None,
             log=True, width=WIDTH):
     """One validation curve per label (a list of runs: mean over seeds);
     `width` in inches (half the text width for two side by side)."""
-    fig, ax = plt.subplots(figsize=(width, 2.4))
+    fig, ax = plt.subplots(figsize=(width, 2.2))
     for label, runs in groups.items():
         values = np.array([r.curve(key) for r in runs]).mean(0)
         ax.plot(np.arange(1, len(values) + 1), values, label=label)
