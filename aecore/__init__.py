@@ -57,8 +57,9 @@ def setup(seed: int = 0, torch: bool = True):
     if torch:
         import torch as pytorch
         pytorch.manual_seed(seed)
-    mpl.rcParams.update({   # sizes and dpi come from _quarto.yml
-        "font.size": 10,
+    mpl.rcParams.update({   # figure sizes and dpi come from _quarto.yml
+        "font.size": 10, "axes.labelsize": 9, "legend.fontsize": 8,
+        "xtick.labelsize": 8, "ytick.labelsize": 8,
         "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
         "axes.spines.right": False, "legend.frameon": False,
         "image.cmap": "gray_r",

@@ -157,13 +157,12 @@ def compare(groups: dict[str, list], key="val_mse", ylabel=None,
     for label, runs in groups.items():
         values = np.array([r.curve(key) for r in runs]).mean(0)
         ax.plot(np.arange(1, len(values) + 1), values, label=label)
-    ax.set_xlabel("epoch", fontsize=9)
-    ax.set_ylabel(ylabel or key, fontsize=9)
-    ax.tick_params(labelsize=8)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel or key)
     if log:
         ax.set_yscale("log")
         plain_log_ticks(ax)
-    ax.legend(fontsize=8)
+    ax.legend()
     fig.tight_layout()
     return fig
 
