@@ -16,11 +16,13 @@ from .errors import AecoreError, ConfigError, DataError, TrainingError
 __version__ = "0.1.0"
 perf.tune_allocator()
 
-_MODULES = {"analysis", "baselines", "bench", "classifier", "data", "facts",
-            "metrics", "models", "plan", "plots", "report", "results",
-            "runs", "text", "train"}
+_MODULES = {"analysis", "baselines", "bench", "benchtables", "checkpoints",
+            "classifier", "config", "data", "describe", "facts", "files",
+            "keys", "metrics", "models", "parallel", "plan", "plots",
+            "probes", "report", "results", "runs", "runtime", "text",
+            "train"}
 _NAMES = {"Store": "results", "Run": "runs", "load_or_train": "runs",
-          "TrainConfig": "train", "fit": "train", "pick_device": "train"}
+          "TrainConfig": "config", "fit": "train", "pick_device": "runtime"}
 
 
 def __getattr__(name):   # modules and names load on first use

@@ -17,6 +17,11 @@ from __future__ import annotations
 
 import torch
 
+from . import metrics, plan
+from .baselines import PCA
+
+PCA_COMPONENTS = (2, 4, 8, 16, 32, 64, 128, 256)
+
 
 @torch.inference_mode()
 def features(classifier, X: torch.Tensor, batch_size=1000) -> torch.Tensor:
@@ -193,3 +198,202 @@ def reconstruction_stats(model, classifier, X: torch.Tensor) -> dict:
             "bg_share": (sq[bg].sum() / sq.sum()).item(),
             "bg_pixels": bg.float().mean().item(),
             "rho_detail": rho[0, 1].item()}
+
+
+# -- cached measurements of stored models, for the chapters (`book` is a
+# `report.Book`: it serves the runs, the classifier and the cache) -------
+
+def probes(book) -> dict:
+    """Test accuracy of a linear probe and a 5-NN vote on the selected
+    model's codes, on PCA-64 and (linear only) on raw pixels; cached
+    (about half a minute to compute)."""
+    run = book.run(plan.selected("conv"))
+
+    def compute():
+        train, test = book.data.train, book.data.test
+        net = run.model()
+        pca = PCA.fit(train.X)
+        W = pca.components[:, :64].float()
+        feats = {
+            "conv AE code (64)": (metrics.encode(net, train.X),
+                                  metrics.encode(net, test.X)),
+            "PCA (64)": ((train.X.flatten(1) - pca.mean.float()) @ W,
+                         (test.X.flatten(1) - pca.mean.float()) @ W),
+            "raw pixels (784)": (train.X.flatten(1), test.X.flatten(1)),
+        }
+        return {
+            "linear": {k: linear_probe(a, train.y, b, test.y)
+                       for k, (a, b) in feats.items()},
+            "knn": {k: knn_accuracy(a, train.y, b, test.y)
+                    for k, (a, b) in feats.items() if "784" not in k}}
+
+    return book.cached("probes", [run], compute)
+
+
+def generation(book) -> dict:
+    """Sample quality of each VAE of the plan, in the reference
+    classifier's feature space: 10,000 samples from its prior
+    (generator seeded 0, VAEs in decreasing beta) against the 10,000
+    test images (Frechet distance, class histogram of the samples),
+    with its test MSE and KL; and two yardsticks against the test
+    images: 10,000 training images and the selected model's test
+    reconstructions. Cached (several seconds to compute)."""
+    vaes = book.runs(plan.vae_runs())
+    selected = book.run(plan.selected("conv"))
+    clf = book.classifier()
+
+    def compute():
+        X = book.data.test.X
+        test_feats = features(clf, X)
+        g = torch.Generator().manual_seed(0)
+        out = {}
+        for beta in sorted(vaes, reverse=True):
+            net = vaes[beta].model()
+            with torch.no_grad():
+                many = torch.cat([net.sample(1000, generator=g)
+                                  for _ in range(10)])
+            lab = metrics.predict(clf, many)
+            out[str(beta)] = {
+                "mse": vaes[beta].test["mse"],
+                "kl": vaes[beta].test["kl"],
+                "fd": frechet(features(clf, many),
+                                       test_feats),
+                "hist": (torch.bincount(lab, minlength=10)
+                         / len(lab)).tolist()}
+        train_feats = features(clf,
+                                        book.data.train.X[:10_000])
+        X_hat = metrics.reconstruct(selected.model(), X)
+        return {"vaes": out,
+                "fd_floor": frechet(train_feats, test_feats),
+                "fd_recon": frechet(
+                    features(clf, X_hat), test_feats)}
+
+    return book.cached("generation", [*vaes.values(), selected],
+                       compute)
+
+
+def pca_test(book) -> dict:
+    """PCA fitted to the training split, on the test split: every
+    metric at 64 components ("64", recognition by the reference
+    classifier) and the MSE at each number of components of
+    `PCA_COMPONENTS` ("mse"); cached."""
+    ks = list(PCA_COMPONENTS)
+    clf = book.classifier()
+
+    def compute():
+        pca = PCA.fit(book.data.train.X)
+        test = book.data.test
+        return {"64": pca.evaluate(test, 64, clf),
+                "mse": {str(k): pca.evaluate(test, k)["mse"]
+                        for k in ks}}
+
+    value = book.cached("pca-test", [], compute, extra={
+        "classifier": clf.record["weights"]["sha256"], "ks": ks})
+    return {"64": value["64"],
+            "mse": {int(k): v for k, v in value["mse"].items()}}
+
+
+def test_outputs(book, run) -> dict:
+    """`reconstruction_stats` of `run`'s model on the test
+    split, cached: per-image MSE (`err`) and the classifier's labels
+    for outputs and inputs (`y_out`, `y_in`) as tensors, and the
+    error-location shares and detail correlation as numbers."""
+    test = book.data.test
+    value = book.cached(
+        f"test-outputs-{run.name}", [run],
+        lambda: reconstruction_stats(
+            run.model(), book.classifier(), test.X))
+    out = dict(value)
+    out["err"] = torch.tensor(value["err"])
+    for k in ("y_out", "y_in"):
+        out[k] = torch.tensor(value[k])
+    return out
+
+
+# -- baselines and generators of the "beyond" part --------------------------
+
+def wiener_fit(noisy: torch.Tensor, clean: torch.Tensor, ridge=1e-3):
+    """The best linear denoiser (a Wiener filter): `W`, `b` minimising the
+    squared error of `noisy @ W + b` against `clean` (images flattened),
+    by least squares with a small ridge (relative to the inputs' mean
+    square) that keeps the normal equations well posed."""
+    A = noisy.flatten(1).double()
+    Y = clean.flatten(1).double()
+    mean_a, mean_y = A.mean(0), Y.mean(0)
+    A, Y = A - mean_a, Y - mean_y
+    gram = A.T @ A
+    gram += ridge * gram.diagonal().mean() * torch.eye(len(gram),
+                                                       dtype=gram.dtype)
+    W = torch.linalg.solve(gram, A.T @ Y)
+    return W, mean_y - mean_a @ W
+
+
+def wiener_apply(W, b, noisy: torch.Tensor) -> torch.Tensor:
+    """The linear denoiser's output, clipped to the pixel range [-1, 1]."""
+    out = noisy.flatten(1).double() @ W + b
+    return out.clamp(-1, 1).float().reshape(noisy.shape)
+
+
+class GaussianMixture:
+    """A mixture of `k` full-covariance Gaussians fitted by EM: the
+    density a deterministic autoencoder's codes are sampled from, after
+    training ("ex-post density estimation", Ghosh et al., 2020)."""
+
+    def __init__(self, k=10, iters=100, seed=0, reg=1e-6):
+        self.k, self.iters, self.seed, self.reg = k, iters, seed, reg
+
+    def fit(self, Z: torch.Tensor) -> GaussianMixture:
+        Z = Z.double()
+        n, d = Z.shape
+        g = torch.Generator().manual_seed(self.seed)
+        self.means = Z[torch.randperm(n, generator=g)[:self.k]].clone()
+        cov = torch.cov(Z.T).reshape(d, d) + self.reg * torch.eye(d)
+        self.covs = cov.expand(self.k, d, d).clone()
+        self.weights = torch.full((self.k,), 1 / self.k, dtype=Z.dtype)
+        previous = -torch.inf
+        for _ in range(self.iters):
+            log_r = self._joint(Z)                        # E step
+            total = torch.logsumexp(log_r, 1, keepdim=True)
+            r = (log_r - total).exp()
+            mean_ll = total.mean().item()
+            nk = r.sum(0) + 1e-12                          # M step
+            self.weights = nk / n
+            self.means = (r.T @ Z) / nk[:, None]
+            for j in range(self.k):
+                D = Z - self.means[j]
+                self.covs[j] = (r[:, j, None] * D).T @ D / nk[j] \
+                    + self.reg * torch.eye(d, dtype=Z.dtype)
+            if abs(mean_ll - previous) < 1e-6 * abs(mean_ll):
+                break
+            previous = mean_ll
+        return self
+
+    def _joint(self, Z):
+        dist = torch.distributions.MultivariateNormal(self.means,
+                                                      self.covs)
+        return dist.log_prob(Z[:, None, :]) + self.weights.log()
+
+    def log_prob(self, Z: torch.Tensor) -> torch.Tensor:
+        """Log density of each row of `Z`."""
+        return torch.logsumexp(self._joint(Z.double()), 1)
+
+    def sample(self, n: int, generator=None) -> torch.Tensor:
+        """`n` draws from the mixture."""
+        which = torch.multinomial(self.weights, n, replacement=True,
+                                  generator=generator)
+        L = torch.linalg.cholesky(self.covs)
+        eps = torch.randn(n, self.means.shape[1], generator=generator,
+                          dtype=torch.float64)
+        return (self.means[which]
+                + (L[which] @ eps[:, :, None]).squeeze(-1)).float()
+
+
+def standard_sum(*scores: torch.Tensor) -> torch.Tensor:
+    """Anomaly scores combined: the sum of each score's logarithm
+    standardised over the scored images (no labels used), so scores of
+    different units weigh alike."""
+    out = 0
+    for s in scores:
+        s = torch.as_tensor(s, dtype=torch.float64).clamp_min(1e-12).log()
+        out = out + (s - s.mean()) / s.std()
+    return out

@@ -63,6 +63,13 @@ def eval_size(n_train: int) -> int:
 CODE = ("data", "classifier")   # the modules its result depends on
 
 
+def key(data: fmnist.FashionMNIST, cfg: ClassifierConfig | None = None
+        ) -> str:
+    """The key a valid stored classifier for `data` carries."""
+    return make_key(asdict(cfg or ClassifierConfig()), data.fingerprint,
+                    CODE)
+
+
 @torch.inference_mode()
 def accuracy(model, split: fmnist.Split, batch_size=1000) -> float:
     model.eval()
@@ -105,14 +112,13 @@ def load_or_train(data: fmnist.FashionMNIST, store: Store | None = None,
                   device="cpu", cfg=ClassifierConfig(), log=None):
     """The frozen reference classifier, trained once per data and code."""
     store = store or Store()
-    key = make_key(asdict(cfg), data.fingerprint, CODE)
-    record = store.load(NAME, key)
+    record = store.load(NAME, key(data, cfg))
     model = ReferenceCNN()
     if record is None:
         if log:
             log("training the reference classifier (once)")
         model, summary = train(cfg, data.to(device), device, log)
-        record = store.save(NAME, {"name": NAME, "key": key,
+        record = store.save(NAME, {"name": NAME, "key": key(data, cfg),
                                    "config": asdict(cfg), **summary},
                             model.state_dict())
     else:

@@ -20,8 +20,7 @@ The data root is, in order: the `root` argument, the environment variable
 from __future__ import annotations
 
 import hashlib
-import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -29,24 +28,24 @@ import numpy as np
 import torch
 
 from .errors import DataError
+from .files import (  # noqa: F401  (part of this module's interface)
+    DEFAULT_ROOT,
+    ENV_DOWNLOAD,
+    ENV_ROOT,
+    FILES,
+    check_file,
+    ensure_files,
+    raw_folder,
+    resolve_root,
+)
 
 CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
-DEFAULT_ROOT = Path("~/.pytorch/F_MNIST_data/").expanduser()
-ENV_ROOT = "AECORE_DATA"
-ENV_DOWNLOAD = "AECORE_DOWNLOAD"  # "0" forbids any download attempt
-
-# IDX file name -> (magic number, shape after the header)
-FILES = {
-    "train-images-idx3-ubyte": (2051, (60000, 28, 28)),
-    "train-labels-idx1-ubyte": (2049, (60000,)),
-    "t10k-images-idx3-ubyte": (2051, (10000, 28, 28)),
-    "t10k-labels-idx1-ubyte": (2049, (10000,)),
-}
 VAL_SIZE = 6000   # held out of the 60,000 training images
 SPLIT_SEED = 0    # the split never changes with a run's seed
+MIN_TRAIN = 50    # fewer leave nothing to validate or to fit the classifier
 
 SPLITS = {True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
           False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
@@ -57,103 +56,6 @@ def seed_transform():
     from torchvision import transforms
     return transforms.Compose(
         [transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))])
-
-
-def resolve_root(root: str | os.PathLike | None = None) -> tuple[Path, str]:
-    """Return the data root and where it came from (argument, env, default)."""
-    if root is not None:
-        return Path(root).expanduser(), "argument"
-    if os.environ.get(ENV_ROOT):
-        return Path(os.environ[ENV_ROOT]).expanduser(), f"${ENV_ROOT}"
-    return DEFAULT_ROOT, "default"
-
-
-def raw_folder(root: Path) -> Path:
-    return root / "FashionMNIST" / "raw"
-
-
-def check_file(path: Path, magic: int, ndim: int) -> tuple[int, ...]:
-    """Validate one IDX file's header and length; return its shape.
-
-    Raises `DataError` naming the file when it is truncated or not IDX.
-    """
-    header = 4 + 4 * ndim
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as f:
-            head = f.read(header)
-    except OSError as exc:
-        raise DataError(f"{path}: cannot be read ({exc.strerror or exc}); "
-                        "make it readable by this user") from None
-    if len(head) < header:
-        raise DataError(f"{path}: corrupt IDX file (only {size} bytes)")
-    found = int.from_bytes(head[:4], "big")
-    if found != magic:
-        raise DataError(
-            f"{path}: corrupt IDX file (magic number {found}, "
-            f"expected {magic}); replace it with the original file"
-        )
-    shape = tuple(
-        int.from_bytes(head[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)
-    )
-    if ndim == 3 and shape[1:] != (28, 28):
-        raise DataError(
-            f"{path}: images of {shape[1]} x {shape[2]} pixels in its "
-            "header, expected 28 x 28; this is not Fashion-MNIST")
-    expected = header + int(np.prod(shape))
-    if size != expected:
-        raise DataError(
-            f"{path}: truncated or corrupt IDX file ({size} bytes, "
-            f"expected {expected} for shape {shape}); replace it with "
-            "the original file"
-        )
-    return shape
-
-
-def check_files(root: Path) -> bool:
-    """True when all four files are present and sound; raise if one is bad."""
-    raw = raw_folder(root)
-    present = [name for name in FILES if (raw / name).is_file()]
-    for name in present:
-        magic, shape = FILES[name]
-        check_file(raw / name, magic, len(shape))
-    return len(present) == len(FILES)
-
-
-def _missing_message(root: Path, origin: str, reason: str) -> str:
-    names = "\n".join(f"    {name}" for name in FILES)
-    return (
-        f"Fashion-MNIST not found under {root} (data root from {origin}) "
-        f"and it could not be downloaded: {reason}.\n"
-        f"  Roots tried, in order: the --data argument, ${ENV_ROOT}, "
-        f"{DEFAULT_ROOT}.\n"
-        f"  Put these four uncompressed files in "
-        f"{raw_folder(root)}/:\n{names}\n"
-        f"  or point ${ENV_ROOT} (or --data) at a folder that holds "
-        "FashionMNIST/raw/ with them."
-    )
-
-
-def ensure_files(root=None) -> Path:
-    """Find (or, with network, download) the dataset; return the root."""
-    path, origin = resolve_root(root)
-    if check_files(path):
-        return path
-    if os.environ.get(ENV_DOWNLOAD, "1") == "0":
-        raise DataError(
-            _missing_message(path, origin, f"downloads disabled by "
-                             f"{ENV_DOWNLOAD}=0")
-        )
-    try:
-        from torchvision import datasets
-        datasets.FashionMNIST(path, train=True, download=True)
-        datasets.FashionMNIST(path, train=False, download=True)
-    except Exception as exc:  # urllib, socket, HTTP and checksum errors
-        raise DataError(
-            _missing_message(path, origin, f"{type(exc).__name__}: {exc}")
-        ) from None
-    check_files(path)
-    return path
 
 
 def torchvision_dataset(root=None, train=True):
@@ -211,10 +113,14 @@ class FashionMNIST:
     val: Split        # 6,000 held-out training images, fixed by SPLIT_SEED
     test: Split       # the official 10,000 test images
     fingerprint: str  # SHA-256 of the raw pixels and labels
+    # where `train` came from: the data root and its indices among the
+    # 60,000 official training images (for `assignment_loader`)
+    root: Path | None = None
+    train_index: torch.Tensor | None = None
 
     def to(self, device) -> FashionMNIST:
-        return FashionMNIST(self.train.to(device), self.val.to(device),
-                            self.test.to(device), self.fingerprint)
+        return replace(self, train=self.train.to(device),
+                       val=self.val.to(device), test=self.test.to(device))
 
     def only_class(self, c: int) -> FashionMNIST:
         """The one-class protocol (Golan & El-Yaniv, 2018): train on every
@@ -226,6 +132,21 @@ class FashionMNIST:
                       torch.cat([self.train.y, self.val.y])).of_class(c)
         return FashionMNIST(train, self.val.of_class(c), self.test,
                             self.fingerprint)
+
+
+def assignment_loader(data: FashionMNIST, batch_size: int,
+                      generator: torch.Generator):
+    """The assignment's pipeline (`datasets.FashionMNIST`, ToTensor,
+    Normalize, a shuffled `DataLoader`) over the same training images as
+    `data.train`, shuffled by `generator`."""
+    from torch.utils.data import DataLoader, Subset
+    if data.root is None or data.train_index is None:
+        raise DataError("this data set was not read from files, so the "
+                        "torchvision loader cannot serve it")
+    dataset = Subset(torchvision_dataset(data.root, train=True),
+                     data.train_index.tolist())
+    return DataLoader(dataset, batch_size=batch_size, shuffle=True,
+                      generator=generator)
 
 
 def read_idx(path: Path, magic: int, ndim: int) -> np.ndarray:
@@ -276,6 +197,11 @@ def _load_cpu(root: Path) -> FashionMNIST:
         digest.update(images.tobytes())
         digest.update(labels.tobytes())
     full = parts[True]
+    if len(full) < MIN_TRAIN or len(parts[False]) < 1:
+        raise DataError(
+            f"{raw_folder(root)}: {len(full)} training and "
+            f"{len(parts[False])} test images; at least {MIN_TRAIN} and 1 "
+            "are needed (Fashion-MNIST has 60,000 and 10,000)")
     n_val = min(VAL_SIZE, len(full) // 10)
     g = torch.Generator().manual_seed(SPLIT_SEED)
     perm = torch.randperm(len(full), generator=g)
@@ -285,6 +211,7 @@ def _load_cpu(root: Path) -> FashionMNIST:
         val=Split(full.X[val_idx], full.y[val_idx]),
         test=parts[False],
         fingerprint=digest.hexdigest()[:16],
+        root=root, train_index=train_idx,
     )
 
 

@@ -23,32 +23,11 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-import os
 from pathlib import Path
 
+from . import files
+
 PACKAGE = Path(__file__).resolve().parent
-# The same roots as `results.results_root` and `data.resolve_root` (both
-# modules import torch; tests/test_facts.py checks that they agree).
-ENV_RESULTS, ENV_DATA = "AECORE_RESULTS", "AECORE_DATA"
-DEFAULT_DATA = Path("~/.pytorch/F_MNIST_data/").expanduser()
-DATA_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-
-
-def results_root(root=None) -> Path:
-    if root is not None:
-        return Path(root)
-    if os.environ.get(ENV_RESULTS):
-        return Path(os.environ[ENV_RESULTS])
-    return PACKAGE.parent / "results"
-
-
-def data_root(root=None) -> Path:
-    if root is not None:
-        return Path(root).expanduser()
-    if os.environ.get(ENV_DATA):
-        return Path(os.environ[ENV_DATA]).expanduser()
-    return DEFAULT_DATA
 
 
 def stamp(results=None, data=None) -> str | None:
@@ -63,13 +42,14 @@ def stamp(results=None, data=None) -> str | None:
 
     for path in sorted(PACKAGE.glob("*.py")):
         add(f"aecore/{path.name}", path)
-    root = results_root(results)
+    root = files.results_root(results)
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root)
-        if path.is_file() and rel.parts[0] != "cache":
+        if (path.is_file() and rel.parts[0] != "cache"
+                and not path.name.startswith(".")):   # locks, temp files
             add(f"results/{rel.as_posix()}", path)
-    raw = data_root(data) / "FashionMNIST" / "raw"
-    for name in DATA_FILES:
+    raw = files.raw_folder(files.resolve_root(data)[0])
+    for name in files.FILES:
         if not (raw / name).is_file():
             return None
         add(f"data/{name}", raw / name)
@@ -80,13 +60,14 @@ def load(name: str, results=None, data=None) -> dict:
     """The facts `name` ("preface", "conclusions"): stored ones while the
     stamp matches, else `report.<name>_facts(Book())`, stored for next
     time."""
-    path = results_root(results) / "cache" / f"facts-{name}.json"
+    path = files.results_root(results) / "cache" / f"facts-{name}.json"
     now = stamp(results, data)
     try:
         entry = json.loads(path.read_text())
         if now is not None and entry["stamp"] == now:
             return entry["value"]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError,
+            RecursionError):
         pass
     report = importlib.import_module(".report", __package__)
     value = getattr(report, f"{name}_facts")(report.Book(data, results))

@@ -17,26 +17,16 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
+from . import config
 from .errors import ConfigError
-
-ACTIVATIONS = {
-    "relu": nn.ReLU,
-    "sigmoid": nn.Sigmoid,
-    "tanh": nn.Tanh,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-}
 
 
 def activation(name: str) -> nn.Module:
-    try:
-        return ACTIVATIONS[name]()
-    except KeyError:
-        raise ConfigError(
-            f"unknown activation {name!r}; choose from "
-            f"{', '.join(ACTIVATIONS)}") from None
+    if name not in config.ACTIVATIONS:
+        raise ConfigError(f"unknown activation {name!r}; choose from "
+                          f"{', '.join(config.ACTIVATIONS)}")
+    return getattr(nn, config.ACTIVATIONS[name])()
 
 
 class Autoencoder(nn.Module):
@@ -220,6 +210,32 @@ class ResConvAE(Autoencoder):
         )
 
 
+class WideDenoiser(Autoencoder):
+    """A denoiser with no narrow code: 32 channels at 28 x 28, then 32 at
+    14 x 14 (the code: 6,272 numbers, eight times the pixels), and the
+    mirror image back.
+
+    Question: how much better than the best linear filter can a small
+    convolutional network denoise? A 64-number code cannot even
+    reproduce a clean image as well as a linear filter fitted to
+    lightly noisy ones, so this model keeps every position and learns
+    only what noise looks like.
+    """
+
+    def __init__(self, code_size=6272, activation_name="gelu", channels=32):
+        super().__init__()
+        c, a = channels, activation_name
+        self.encoder = nn.Sequential(
+            nn.Conv2d(1, c, 3, padding=1), activation(a),
+            nn.Conv2d(c, c, 3, stride=2, padding=1), activation(a),   # 14
+            nn.Flatten())
+        self.decoder = nn.Sequential(
+            nn.Unflatten(1, (c, 14, 14)),
+            nn.ConvTranspose2d(c, c, 3, stride=2, padding=1,
+                               output_padding=1), activation(a),      # 28
+            nn.Conv2d(c, 1, 3, padding=1), nn.Tanh())
+
+
 class UnitScale(Autoencoder):
     """Base of the tutorial baselines: [-1, 1] in and out, [0, 1] inside,
     Keras' default initialisation."""
@@ -258,7 +274,14 @@ class TFDenoiser(UnitScale):
     """The tutorial's convolutional denoiser: Conv2D(16, 3, stride 2)
     and Conv2D(8, 3, stride 2) with ReLU, their transposed mirror, then
     Conv2D(1, 3, sigmoid); every layer 'same'-padded. Its code is the
-    8 x 7 x 7 feature map (`code_size` is ignored)."""
+    8 x 7 x 7 feature map (392 numbers, fixed)."""
+
+    # Weights and batches in channels-last order: on the book's CPU, one
+    # thread, its training steps took 6.5 ms instead of 8.3 at batch 32,
+    # 13.0 instead of 16.8 at 64, 45 instead of 63 at 256, while the conv
+    # AE, the residual AE and the VAE ran 1.1-1.2x slower so (timed step
+    # by step before the book's runs were trained).
+    channels_last = True
 
     def __init__(self, code_size=392, activation_name="relu"):
         super().__init__()
@@ -278,74 +301,16 @@ class TFDenoiser(UnitScale):
         self.keras_init()
 
 
-REGISTRY = {
-    "shallow": ShallowMLP,
-    "deep": DeepMLP,
-    "conv": ConvAE,
-    "resconv": ResConvAE,
-    "vae": ConvVAE,
-    "tf-dense": TFDense,
-    "tf-denoiser": TFDenoiser,
-}
-DEFAULT_ACTIVATION = {"shallow": "relu", "deep": "relu", "conv": "gelu",
-                      "resconv": "gelu", "vae": "gelu", "tf-dense": "relu",
-                      "tf-denoiser": "relu"}
-DEFAULT_CODE_SIZE = {"shallow": 64, "deep": 64, "conv": 64, "resconv": 64,
-                     "vae": 16, "tf-dense": 64, "tf-denoiser": 392}
-
-
 def build(arch: str, code_size: int | None = None,
           activation_name: str | None = None) -> Autoencoder:
-    """Instantiate a registered architecture by name."""
-    if arch not in REGISTRY:
+    """Instantiate an architecture of `config.ARCHS` by name."""
+    if arch not in config.ARCHS:
         raise ConfigError(f"unknown architecture {arch!r}; choose from "
-                          f"{', '.join(REGISTRY)}")
-    code_size = DEFAULT_CODE_SIZE[arch] if code_size is None else code_size
+                          f"{', '.join(config.ARCHS)}")
+    if code_size is None:
+        code_size = config.DEFAULT_CODE_SIZE[arch]
     if code_size < 1:
         raise ConfigError(f"code size must be positive, got {code_size}")
-    act = activation_name or DEFAULT_ACTIVATION[arch]
-    return REGISTRY[arch](code_size=code_size, activation_name=act)
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def forward_flops(model: nn.Module) -> int:
-    """Floating-point operations of one forward pass of one image
-    (multiply and add counted separately; matmuls and convolutions only)."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(torch.zeros(1, 1, 28, 28, device=device))
-    model.train(was_training)
-    return int(counter.get_total_flops())
-
-
-def layer_table(model: nn.Module) -> list[dict]:
-    """One row per leaf layer: name, output shape, parameters."""
-    rows = []
-    hooks = []
-
-    def hook(module, _inputs, output):
-        rows.append({
-            "layer": type(module).__name__,
-            "output": tuple(output.shape[1:]),
-            "params": sum(p.numel() for p in module.parameters()),
-        })
-
-    for module in model.modules():
-        if not list(module.children()):
-            hooks.append(module.register_forward_hook(hook))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, 1, 28, 28,
-                              device=next(model.parameters()).device))
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
-    return rows
+    act = activation_name or config.DEFAULT_ACTIVATION[arch]
+    return globals()[config.ARCHS[arch]](code_size=code_size,
+                                         activation_name=act)

@@ -6,80 +6,41 @@ test metrics, environment, and the name and SHA-256 of the weights file)
 and `weights-<sha>.pt`. The weights are written first under a new name,
 then `result.json` is replaced in one `os.replace`; an interrupted write
 therefore leaves the previous result whole. While training, a
-`checkpoint.pt` after every epoch lets an interrupted run resume.
-
-A result is valid only if its key matches: the SHA-256 of the run's config,
-the training code (the syntax trees of the modules that produce results,
-so comments and docstrings do not count) and the data files. Changed
-settings, code or data are never served from stale results.
+`checkpoint.pt` (`checkpoints`) after every epoch lets an interrupted run
+resume. A result is served only if its record checks out and its key
+(`keys`) matches: changed settings, code or data are never served.
 """
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import io
 import json
+import math
 import os
+import shutil
 import sys
 import tempfile
-from functools import lru_cache
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from . import checkpoints
 from .errors import AecoreError
-
-ENV_RESULTS = "AECORE_RESULTS"
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-# Modules whose code decides what a training run produces: every aecore
-# module that `train` and `runs` import, directly or not, except the two
-# below (tests/test_train.py checks this with the import graph).
-TRAINING_MODULES = ("data", "models", "metrics", "train", "classifier",
-                    "runs")
-NOT_RESULT_CHANGING = {
-    "results": "stores and checks results; computes no numbers",
-    "errors": "exception classes",
-}
-
-
-def results_root(root=None) -> Path:
-    """`root`, else $AECORE_RESULTS, else `results/` at the project root."""
-    if root is not None:
-        return Path(root)
-    if os.environ.get(ENV_RESULTS):
-        return Path(os.environ[ENV_RESULTS])
-    return PROJECT_ROOT / "results"
-
-
-def _strip_docstrings(tree: ast.AST) -> ast.AST:
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if (isinstance(body, list) and body
-                and isinstance(body[0], ast.Expr)
-                and isinstance(body[0].value, ast.Constant)
-                and isinstance(body[0].value.value, str)):
-            node.body = body[1:] or [ast.Pass()]
-    return tree
-
-
-@lru_cache(maxsize=8)
-def code_version(modules: tuple[str, ...] = TRAINING_MODULES) -> str:
-    """Hash of the modules' syntax trees (docstrings excluded)."""
-    h = hashlib.sha256()
-    here = Path(__file__).resolve().parent
-    for name in modules:
-        tree = _strip_docstrings(ast.parse((here / f"{name}.py").read_text()))
-        h.update(ast.dump(tree).encode())
-    return h.hexdigest()[:16]
-
-
-def make_key(config: dict, data_fingerprint: str,
-             modules: tuple[str, ...] = TRAINING_MODULES) -> str:
-    """The key of a result: config, code of `modules`, and data."""
-    blob = json.dumps({"config": config, "code": code_version(modules),
-                       "data": data_fingerprint}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+from .files import (  # noqa: F401
+    ENV_RESULTS,
+    regular_file_problem,
+    results_root,
+)
+from .keys import (  # noqa: F401  (where training finds them)
+    NUMERIC_MODULES,
+    OUTSIDE_THE_KEY,
+    code_version,
+    make_key,
+    run_key,
+)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -97,9 +58,31 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _tmp_prefix() -> str:
+    """Temporary files name their writer, so a tidy-up removes only
+    those of processes that are gone."""
+    return f".tmp-{os.getpid()}-"
+
+
+def _writer_alive(tmp: Path) -> bool:
+    try:
+        pid = int(tmp.name.split("-")[1])
+    except (IndexError, ValueError):
+        return False                     # an older name: nobody's
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:                      # exists, owned by another user
+        return True
+    return True
+
+
 def _atomic_write_bytes(path: Path, payload: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_tmp_prefix())
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
@@ -124,28 +107,36 @@ def atomic_save_json(path: Path, obj) -> None:
     _atomic_write_bytes(path, text.encode())
 
 
-def atomic_torch_save(path: Path, obj) -> str:
-    """Save with torch.save atomically; return the payload's SHA-256."""
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    payload = buf.getvalue()
-    _atomic_write_bytes(path, payload)
-    return hashlib.sha256(payload).hexdigest()
-
-
-# Checkpoints: a header line, the payload's SHA-256, then torch.save bytes.
-CHECKPOINT_MAGIC = b"aecore-checkpoint-1\n"
-CHECKPOINT_FIELDS = ("key", "model", "opt", "sched", "gen", "rng", "history")
-# Every record has these; runs add "history" and "test" (see runs.py).
+# Every record has these; runs check the rest (`runs.run_problem`).
 RECORD_FIELDS = ("name", "key", "config", "weights")
-UNREADABLE = object()   # result.json exists but is not JSON
+MAX_RECORD_BYTES = 64 * 2**20     # a run's record is well under 1 MB
+MAX_WEIGHTS_BYTES = 2**30
 
 
-def record_problem(record, required=()) -> str | None:
-    """Why a parsed result.json cannot be used, or None if it can."""
+def non_finite(value, where="") -> str | None:
+    """The path of the first number in `value` (nested lists and dicts)
+    that is NaN or infinite, or None. aecore never writes one, so one
+    found means damage."""
+    stack = [(value, where)]
+    while stack:
+        v, at = stack.pop()
+        if isinstance(v, float) and not math.isfinite(v):
+            return at or "a number"
+        if isinstance(v, dict):
+            stack += [(x, f"{at}.{k}" if at else str(k))
+                      for k, x in v.items()]
+        elif isinstance(v, list):
+            stack += [(x, f"{at}[{i}]") for i, x in enumerate(v)]
+    return None
+
+
+def record_problem(record, folder_name: str) -> str | None:
+    """Why a parsed result.json cannot be used, or None if it can: the
+    fields every record has, its name equal to its folder's, and no
+    non-finite number anywhere."""
     if not isinstance(record, dict):
         return f"holds a {type(record).__name__}, not a record"
-    for field in (*RECORD_FIELDS, *required):
+    for field in RECORD_FIELDS:
         if field not in record:
             return f"has no {field!r} entry"
     weights = record["weights"]
@@ -153,50 +144,32 @@ def record_problem(record, required=()) -> str | None:
             and isinstance(weights.get("sha256"), str)
             and (weights.get("kept") is False and weights.get("file") is None
                  or isinstance(weights.get("file"), str)
-                 and "/" not in weights["file"])):
+                 and weights["file"].startswith("weights-")
+                 and "/" not in weights["file"]
+                 and "\\" not in weights["file"])):
         return "has no valid 'weights' entry"
+    if record["name"] != folder_name:
+        return (f"names another run ({str(record['name'])[:80]!r}) than "
+                "its folder")
     if not isinstance(record["key"], str):
         return "has no valid 'key'"
     if not isinstance(record["config"], dict):
         return "has no valid 'config'"
-    if "history" in required and not (
-            isinstance(record["history"], list)
-            and all(isinstance(row, dict) for row in record["history"])):
-        return "has no valid 'history'"
-    if "test" in required and not isinstance(record["test"], dict):
-        return "has no valid 'test' metrics"
+    bad = non_finite(record)
+    if bad:
+        return f"holds a non-finite number at {bad}"
     return None
 
 
-def checkpoint_problem(payload, key: str) -> str | None:
-    """Why a loaded checkpoint cannot be resumed from, or None."""
-    if not isinstance(payload, dict):
-        return f"holds a {type(payload).__name__}, not a checkpoint"
-    missing = [f for f in CHECKPOINT_FIELDS if f not in payload]
-    if missing:
-        return f"has no {', '.join(missing)}"
-    if payload["key"] != key:
-        return "belongs to another config, code or data (stale)"
-    if not (isinstance(payload["model"], dict)
-            and all(isinstance(v, torch.Tensor)
-                    for v in payload["model"].values())):
-        return "has no valid model state"
-    opt = payload["opt"]
-    if not (isinstance(opt, dict) and "state" in opt
-            and "param_groups" in opt):
-        return "has no valid optimizer state"
-    if not isinstance(payload["sched"], dict):
-        return "has no valid schedule state"
-    for rng in ("gen", "rng"):
-        t = payload[rng]
-        if not (isinstance(t, torch.Tensor) and t.dtype == torch.uint8):
-            return f"has no valid random state {rng!r}"
-    history = payload["history"]
-    if not (isinstance(history, list)
-            and all(isinstance(r, dict) and r.get("epoch") == i
-                    for i, r in enumerate(history, 1))):
-        return "has no valid history"
-    return None
+@dataclass(frozen=True)
+class Entry:
+    """What the store holds under a name: `status` is 'valid', 'missing',
+    'stale' or 'damaged'; `reason` says why it is not valid; `record` is
+    the parsed record whenever it is a JSON object (also when stale or
+    damaged: a stale record still says how long the run took)."""
+    status: str
+    reason: str = ""
+    record: dict | None = None
 
 
 class Store:
@@ -208,14 +181,17 @@ class Store:
         # one-line notices (an ignored checkpoint); stderr by default
         self.warn = warn or (lambda line: print(line, file=sys.stderr))
         self._sha_cache: dict[tuple, str] = {}
+        self._held: set[str] = set()      # run locks this store holds
 
     def folder(self, name: str) -> Path:
         return self.root / name
 
     def check_writable(self, name: str | None = None) -> None:
         """Raise a one-line error unless results (and the run's folder,
-        where it exists) can be written. Called before any training, so
-        a bad path costs seconds, not an epoch."""
+        where it exists) can be written, and clear what would block the
+        run's final writes (a folder or pipe where result.json or
+        checkpoint.pt belongs). Called before any training, so a bad
+        path costs seconds, not an epoch."""
         targets = [self.root]
         if name is not None and self.folder(name).exists():
             targets.append(self.folder(name))
@@ -226,7 +202,8 @@ class Store:
                                   "folder")
             try:
                 folder.mkdir(parents=True, exist_ok=True)
-                fd, probe = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+                fd, probe = tempfile.mkstemp(dir=folder,
+                                             prefix=_tmp_prefix())
                 os.close(fd)
                 os.unlink(probe)
             except OSError as exc:
@@ -234,32 +211,33 @@ class Store:
                                   f"writable ({exc.strerror or exc}); "
                                   "choose another with --results or "
                                   f"${ENV_RESULTS}") from None
+        if name is None:
+            return
+        for file in ("result.json", "checkpoint.pt"):
+            path = self.folder(name) / file
+            if path.is_symlink() or (path.exists() and not path.is_file()):
+                self._remove([path])
+                if path.exists() or path.is_symlink():
+                    raise AecoreError(f"{path} is not a file and cannot "
+                                      "be removed; remove it by hand")
 
-    def _parse(self, name: str) -> tuple[bool, object]:
-        """(exists, parsed result.json); parsed is UNREADABLE when the
-        file exists but cannot be read as JSON."""
+    def _parse(self, name: str) -> tuple[object, str | None]:
+        """(parsed result.json or None, why it could not be parsed)."""
         path = self.folder(name) / "result.json"
+        problem = regular_file_problem(path, MAX_RECORD_BYTES)
+        if problem == "is missing":
+            return None, problem
+        if problem:
+            return None, f"{path} {problem}"
         try:
-            text = path.read_text()
-        except FileNotFoundError:
-            return False, None
-        except (OSError, UnicodeDecodeError):
-            return True, UNREADABLE
-        try:
-            return True, json.loads(text)
-        except ValueError:
-            return True, UNREADABLE
-
-    def read(self, name: str) -> dict | None:
-        """The stored record if result.json holds one, else None."""
-        record = self._parse(name)[1]
-        return record if isinstance(record, dict) else None
+            return json.loads(path.read_text()), None
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+            return None, f"{path} is not readable JSON"
 
     def _sha256(self, path: Path) -> str | None:
-        try:
-            st = path.stat()
-        except OSError:
+        if regular_file_problem(path, MAX_WEIGHTS_BYTES):
             return None
+        st = path.stat()
         tag = (str(path), st.st_size, st.st_mtime_ns)
         if tag not in self._sha_cache:
             try:
@@ -269,78 +247,135 @@ class Store:
                 return None
         return self._sha_cache[tag]
 
-    def diagnose(self, name: str, key: str,
-                 required=()) -> tuple[str, str]:
-        """(status, reason): status is 'valid', 'missing', 'stale' or
-        'damaged'; the reason says what is wrong, for messages."""
-        exists, record = self._parse(name)
+    def inspect(self, name: str, key: str, check=None) -> Entry:
+        """The entry under `name`, valid only if its record checks out
+        (`record_problem`, then `check(record)`: a problem or None), its
+        key is `key`, and its weights match their SHA-256. result.json
+        is read once."""
+        record, problem = self._parse(name)
         where = self.folder(name) / "result.json"
-        if not exists:
-            return "missing", f"no {where}"
-        problem = ("is not readable JSON" if record is UNREADABLE
-                   else record_problem(record, required))
+        if problem == "is missing":
+            return Entry("missing", f"no {where}")
         if problem:
-            return "damaged", f"{where} {problem}"
+            return Entry("damaged", problem)
+        problem = record_problem(record, name)
+        if problem is None and record["key"] == key and check:
+            problem = check(record)
+        if problem:
+            return Entry("damaged", f"{where} {problem}",
+                         record if isinstance(record, dict) else None)
         if record["key"] != key:
-            return "stale", (f"{where} was made by another config, code "
-                             "or data")
-        if record["weights"].get("kept") is False:
-            return "valid", ""     # by design: only the record was kept
-        weights = self.folder(name) / record["weights"]["file"]
-        sha = self._sha256(weights)
-        if sha is None:
-            return "damaged", f"{weights} is missing or unreadable"
-        if sha != record["weights"]["sha256"]:
-            return "damaged", (f"{weights} does not match the SHA-256 in "
-                               "result.json")
-        return "valid", ""
+            return Entry("stale", f"{where} was made by another config, "
+                         "code or data", record)
+        if record["weights"].get("kept") is not False:
+            weights = self.folder(name) / record["weights"]["file"]
+            sha = self._sha256(weights)
+            if sha is None:
+                return Entry("damaged", f"{weights} is missing or not a "
+                             "readable file", record)
+            if sha != record["weights"]["sha256"]:
+                return Entry("damaged", f"{weights} does not match the "
+                             "SHA-256 in result.json", record)
+        return Entry("valid", "", record)
 
-    def status(self, name: str, key: str, required=()) -> str:
-        """'valid', 'missing', 'stale' or 'damaged'."""
-        return self.diagnose(name, key, required)[0]
+    @contextmanager
+    def lock(self, name: str, wait=True):
+        """Hold the run's lock (`.lock` in its folder) while inside; with
+        `wait` False, yield False at once when another process holds it.
+        Whoever trains a run holds it, so no tidy-up ever removes a file
+        a live writer is making."""
+        try:
+            import fcntl
+        except ImportError:            # not POSIX: no locking
+            yield True
+            return
+        if name in self._held:          # this store holds it already
+            yield True
+            return
+        folder = self.folder(name)
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait
+                                                 else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            self._held.add(name)
+            try:
+                yield True
+            finally:
+                self._held.discard(name)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
 
-    def load(self, name: str, key: str, required=()) -> dict | None:
+    def load(self, name: str, key: str, check=None) -> dict | None:
         """The record when valid (leftovers of interrupted writes are
         removed then), else None."""
-        if self.status(name, key, required) != "valid":
+        entry = self.inspect(name, key, check)
+        if entry.status != "valid":
             return None
-        record = self.read(name)
-        self.tidy(name, keep=record["weights"]["file"] or "")
-        return record
+        self.tidy(name, keep=entry.record["weights"]["file"] or "")
+        return entry.record
 
     def tidy(self, name: str, keep: str | None = None) -> None:
-        """Remove what interrupted writes leave: temporary files, and,
-        given the weights file a valid record names (`keep`), any other
-        weights file and the finished run's checkpoint."""
+        """Remove what interrupted writes leave: temporary files of
+        processes that are gone, and, given the weights file a valid
+        record names (`keep`), any other weights file and the finished
+        run's checkpoint (only when no other process holds the run's
+        lock)."""
         folder = self.folder(name)
         if not folder.is_dir():
             return
-        junk = list(folder.glob(".tmp-*"))
+        junk = [p for p in folder.glob(".tmp-*") if not _writer_alive(p)]
         if keep is not None:
-            junk += [p for p in folder.glob("weights-*.pt")
-                     if p.name != keep]
-            junk.append(folder / "checkpoint.pt")
-        for path in junk:
+            with self.lock(name, wait=False) as free:
+                if free:
+                    junk += [p for p in folder.glob("weights-*.pt")
+                             if p.name != keep]
+                    junk.append(folder / "checkpoint.pt")
+                    self._remove(junk)
+                    return
+        self._remove(junk)
+
+    @staticmethod
+    def _remove(paths) -> None:
+        for path in paths:
             try:
-                path.unlink(missing_ok=True)
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink(missing_ok=True)
             except OSError:
                 pass
 
     def check_free(self, name: str, config: dict) -> None:
-        """Refuse to let a run overwrite the result of another config
-        that happens to share its folder name."""
-        record = self.read(name)
-        if (record is not None
-                and isinstance(record.get("config"), dict)
-                and record["config"] != config):
-            diff = ", ".join(
-                f"{k} {record['config'].get(k)!r} there, {v!r} here"
-                for k, v in config.items()
-                if record["config"].get(k) != v)
-            raise AecoreError(
-                f"{self.folder(name)} holds the result of another config "
-                f"({diff}); it is kept. Train into another folder with "
-                f"--results or ${ENV_RESULTS}")
+        """Refuse to let a run overwrite the intact result of another
+        config whose own name is this folder's (a hash collision of two
+        configs). A record whose config does not name this folder, or a
+        record of something else under a fixed name (the classifier),
+        is replaced."""
+        from .config import TrainConfig
+        from .errors import ConfigError
+        record, _ = self._parse(name)
+        if not isinstance(record, dict) or record.get("config") == config:
+            return
+        try:
+            other = TrainConfig.from_record(record.get("config"))
+            mine = TrainConfig.from_record(config)
+        except (ConfigError, TypeError):
+            return
+        if other.name != name or other.key_dict() == mine.key_dict():
+            return
+        diff = ", ".join(
+            f"{k} {record['config'].get(k)!r} there, {v!r} here"
+            for k, v in config.items() if record["config"].get(k) != v)
+        raise AecoreError(
+            f"{self.folder(name)} holds the result of another config "
+            f"({diff}); it is kept. Train into another folder with "
+            f"--results or ${ENV_RESULTS}")
 
     def weights(self, name: str, record: dict, map_location="cpu"):
         if record["weights"].get("kept") is False:
@@ -349,12 +384,21 @@ class Store:
                 "kept (only its record); delete the folder and train it "
                 "again with `python -m aecore train`")
         path = self.folder(name) / record["weights"]["file"]
+        problem = regular_file_problem(path, MAX_WEIGHTS_BYTES)
+        if problem:
+            raise AecoreError(f"{path} {problem} (damaged weights); "
+                              "train the run again")
         payload = path.read_bytes()
         if hashlib.sha256(payload).hexdigest() != record["weights"]["sha256"]:
             raise AecoreError(f"{path}: weights do not match result.json "
-                              "(damaged); delete the folder and retrain")
-        return torch.load(io.BytesIO(payload), map_location=map_location,
-                          weights_only=True)
+                              "(damaged); train the run again")
+        try:
+            return torch.load(io.BytesIO(payload), map_location=map_location,
+                              weights_only=True)
+        except Exception as exc:   # unpickling errors of every kind
+            raise AecoreError(f"{path}: damaged weights ("
+                              f"{type(exc).__name__}); train the run "
+                              "again") from None
 
     def save(self, name: str, record: dict, state_dict,
              keep_weights=True) -> dict:
@@ -377,12 +421,8 @@ class Store:
         return record
 
     def save_checkpoint(self, name: str, payload: dict) -> None:
-        buf = io.BytesIO()
-        torch.save(payload, buf)
-        body = buf.getvalue()
-        sha = hashlib.sha256(body).hexdigest().encode()
         _atomic_write_bytes(self.folder(name) / "checkpoint.pt",
-                            CHECKPOINT_MAGIC + sha + b"\n" + body)
+                            checkpoints.encode(payload))
 
     def load_checkpoint(self, name: str, key: str) -> dict | None:
         """The checkpoint to resume from, or None. All or nothing: a
@@ -392,32 +432,12 @@ class Store:
         interrupted writes are removed first."""
         self.tidy(name)
         path = self.folder(name) / "checkpoint.pt"
-        try:
-            blob = path.read_bytes()
-        except FileNotFoundError:
+        problem = regular_file_problem(path, MAX_WEIGHTS_BYTES)
+        if problem == "is missing":
             return None
-        except OSError as exc:
-            self.warn(f"aecore: ignoring {path}: {exc.strerror or exc}")
-            return None
-        head = len(CHECKPOINT_MAGIC)
-        body = blob[head + 65:]
-        if (not blob.startswith(CHECKPOINT_MAGIC)
-                or blob[head + 64:head + 65] != b"\n"
-                or hashlib.sha256(body).hexdigest().encode()
-                != blob[head:head + 64]):
-            self.warn(f"aecore: ignoring {path}: damaged (checksum "
-                      "mismatch); starting this run from epoch 1")
-            return None
-        try:
-            payload = torch.load(io.BytesIO(body), map_location="cpu",
-                                 weights_only=True)
-        except Exception as exc:   # unpickling errors of every kind
-            self.warn(f"aecore: ignoring {path}: unreadable "
-                      f"({type(exc).__name__}); starting from epoch 1")
-            return None
-        problem = checkpoint_problem(payload, key)
+        payload, problem = (None, problem) if problem else \
+            checkpoints.decode(path.read_bytes(), key)
         if problem:
             self.warn(f"aecore: ignoring {path}: it {problem}; starting "
                       "this run from epoch 1")
-            return None
         return payload

@@ -17,7 +17,9 @@ Variants of the same loop, each a config field:
   False, as the TensorFlow tutorial does);
 * one-class (`normal_class`): train on one class only (`data.only_class`),
   and score every test image by its reconstruction error (AUROC);
-* precision: "fp32", or "bf16" autocast.
+* precision: "fp32", or "bf16" autocast;
+* loader: mini-batches cut from the preloaded tensors, or drawn from
+  the assignment's torchvision `DataLoader` (`data.assignment_loader`).
 
 After every epoch the history gets, for fixed 2,000-image subsets of the
 training split and of the validation split: the loss and every metric of
@@ -29,14 +31,10 @@ with bootstrap intervals.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import platform
-import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
@@ -45,106 +43,13 @@ from tqdm.auto import tqdm
 from . import classifier as ref
 from . import data as fmnist
 from . import metrics, models
-from .errors import ConfigError, TrainingError
-from .results import Store, code_version, make_key
+from .config import TrainConfig
+from .errors import TrainingError
+from .results import Store, run_key
+from .runtime import environment, format_row, pick_device
 
 EVAL_SIZE = ref.EVAL_SIZE    # per-epoch subsets of train and val
 EVAL_NOISE_SEED = 2024       # one fixed noisy copy of val and test
-PRECISIONS = ("fp32", "bf16")
-SCHEDULES = ("onecycle", "constant")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    arch: str = "conv"
-    epochs: int = 20
-    batch_size: int = 256
-    lr: float = 3e-3
-    code_size: int | None = None     # None: the architecture's default
-    activation: str | None = None    # None: the architecture's default
-    seed: int = 0
-    beta: float = 1.0                # KL weight, VAE only
-    noise: float = 0.0               # denoising: sigma on the [0, 1] scale
-    fresh_noise: bool = True         # False: one noisy copy (the tutorial)
-    normal_class: int | None = None  # one-class: train on this class only
-    precision: str = "fp32"          # "bf16": autocast
-    schedule: str = "onecycle"       # or "constant" (the tutorials)
-
-    def resolved(self) -> TrainConfig:
-        """Fill in defaults and check every value."""
-        if self.arch not in models.REGISTRY:
-            raise ConfigError(f"unknown architecture {self.arch!r}; choose "
-                              f"from {', '.join(models.REGISTRY)}")
-        cfg = replace(
-            self,
-            code_size=models.DEFAULT_CODE_SIZE[self.arch]
-            if self.code_size is None else self.code_size,
-            activation=models.DEFAULT_ACTIVATION[self.arch]
-            if self.activation is None else self.activation,
-        )
-        for field in ("epochs", "batch_size", "code_size"):
-            if not (isinstance(getattr(cfg, field), int)
-                    and getattr(cfg, field) >= 1):
-                raise ConfigError(f"{field} must be a positive integer, got "
-                                  f"{getattr(cfg, field)!r}")
-        if not (cfg.lr > 0 and math.isfinite(cfg.lr)):
-            raise ConfigError(f"lr must be positive and finite, got "
-                              f"{cfg.lr!r}")
-        if not (cfg.beta >= 0 and math.isfinite(cfg.beta)):
-            raise ConfigError(f"beta must be >= 0 and finite, got "
-                              f"{cfg.beta!r}")
-        if not 0 <= cfg.noise <= 1:
-            raise ConfigError(f"noise must be between 0 and 1 (a standard "
-                              f"deviation on the [0, 1] scale), got "
-                              f"{cfg.noise!r}")
-        if cfg.normal_class is not None and cfg.normal_class not in range(
-                len(fmnist.CLASSES)):
-            raise ConfigError(f"normal_class must be a class 0-9, got "
-                              f"{cfg.normal_class!r}")
-        if cfg.schedule not in SCHEDULES:
-            raise ConfigError(f"unknown schedule {cfg.schedule!r}; choose "
-                              f"from {', '.join(SCHEDULES)}")
-        if cfg.precision not in PRECISIONS:
-            raise ConfigError(f"unknown precision {cfg.precision!r}; choose "
-                              f"from {', '.join(PRECISIONS)}")
-        models.activation(cfg.activation)   # raises on unknown names
-        return cfg
-
-    @property
-    def name(self) -> str:
-        """Readable settings, then a hash of the whole config: two
-        configs never share a folder."""
-        c = self.resolved()
-        parts = [c.arch, c.activation, f"z{c.code_size}", f"e{c.epochs}",
-                 f"b{c.batch_size}", f"s{c.seed}"]
-        if c.lr != TrainConfig.lr:
-            parts.append(f"lr{c.lr:g}")
-        if c.arch == "vae" and c.beta != TrainConfig.beta:
-            parts.append(f"beta{c.beta:g}")
-        if c.noise:
-            parts.append(f"n{c.noise:g}" + ("" if c.fresh_noise else "x1"))
-        if c.normal_class is not None:
-            parts.append(f"c{c.normal_class}")
-        if c.precision != "fp32":
-            parts.append(c.precision)
-        if c.schedule != "onecycle":
-            parts.append(c.schedule)
-        blob = json.dumps(asdict(c), sort_keys=True).encode()
-        return "-".join(parts) + "-" + hashlib.sha256(blob).hexdigest()[:6]
-
-
-def pick_device(device=None) -> torch.device:
-    """CUDA, then Apple's MPS, then the CPU, unless one is named."""
-    if device not in (None, "auto"):
-        try:
-            return torch.device(device)
-        except RuntimeError as exc:
-            raise ConfigError(f"bad device {device!r}: {exc}") from None
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def make_optimizer(model, lr, device):
@@ -184,9 +89,11 @@ def autocast(cfg: TrainConfig, device):
 
 @torch.inference_mode()
 def evaluate(model, split: fmnist.Split, classifier=None, beta=1.0,
-             X_in=None, ci=False, batch_size=1000) -> dict:
-    """Loss and every metric of `metrics.summarize` on one split; the
-    inputs are `X_in` (noisy copies, for a denoiser) or the split's own."""
+             X_in=None, ci=False, batch_size=1000
+             ) -> tuple[dict, torch.Tensor]:
+    """Loss and every metric of `metrics.summarize` on one split, and
+    the reconstructions; the inputs are `X_in` (noisy copies, for a
+    denoiser) or the split's own."""
     X_in = split.X if X_in is None else X_in
     was_training = model.training
     model.eval()
@@ -207,22 +114,6 @@ def evaluate(model, split: fmnist.Split, classifier=None, beta=1.0,
     return out, X_hat
 
 
-def environment(device, cfg: TrainConfig) -> dict:
-    return {"torch": torch.__version__, "python": sys.version.split()[0],
-            "device": str(device), "threads": torch.get_num_threads(),
-            "cpu": platform.processor() or platform.machine(),
-            "precision": cfg.precision,
-            "float32_matmul_precision": torch.get_float32_matmul_precision(),
-            "code_version": code_version()}
-
-
-def run_key(cfg: TrainConfig, fingerprint: str, classifier_sha: str) -> str:
-    """A run's key: its config, the code, the data and the weights of
-    the reference classifier its recognition accuracy comes from."""
-    return make_key({**asdict(cfg.resolved()), "classifier": classifier_sha},
-                    fingerprint)
-
-
 def training_data(cfg: TrainConfig, data: fmnist.FashionMNIST):
     return data if cfg.normal_class is None else \
         data.only_class(cfg.normal_class)
@@ -236,35 +127,93 @@ def noisy(cfg: TrainConfig, X, seed: int):
     return fmnist.add_noise(X, cfg.noise, g)
 
 
-def train_epoch(model, opt, sched, X_train, X_noisy, cfg, gen,
-                device, bar=None) -> float:
+@dataclass
+class Setup:
+    """What one training run works with, built by `setup`."""
+    model: torch.nn.Module
+    opt: torch.optim.Optimizer
+    sched: object
+    gen: torch.Generator       # batch order and fresh noise
+    steps: int                 # gradient steps per epoch
+    X_noisy: torch.Tensor | None = None   # the tutorial's one noisy copy
+    loader: object = None      # the torchvision DataLoader, if chosen
+
+
+def setup(cfg: TrainConfig, data: fmnist.FashionMNIST, device) -> Setup:
+    """Model, optimiser, schedule and random state of a fresh run of
+    `cfg` on `data` (already `training_data`, on `device`)."""
+    if len(data.train) == 0:
+        raise TrainingError(f"{cfg.name}: no training images")
+    torch.manual_seed(cfg.seed)
+    model = models.build(cfg.arch, cfg.code_size, cfg.activation).to(device)
+    if getattr(model, "channels_last", False):
+        model = model.to(memory_format=torch.channels_last)
+    opt = make_optimizer(model, cfg.lr, device)
+    steps = math.ceil(len(data.train) / cfg.batch_size)
+    sched = make_schedule(opt, cfg, steps)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    X_noisy = None if cfg.fresh_noise else noisy(cfg, data.train.X,
+                                                 cfg.seed + 1)
+    loader = None
+    if cfg.loader == "torchvision":
+        loader = fmnist.assignment_loader(data, cfg.batch_size, gen)
+    return Setup(model, opt, sched, gen, steps, X_noisy, loader)
+
+
+def batches(s: Setup, cfg: TrainConfig, X_train, device):
+    """(input, target) mini-batches of one epoch, shuffled by `s.gen`."""
+    if s.loader is not None:
+        for X, _ in s.loader:
+            X = X.to(device)
+            yield X, X
+        return
+    fmt = (torch.channels_last if getattr(s.model, "channels_last", False)
+           else torch.contiguous_format)
+    for idx in fmnist.batch_indices(len(X_train), cfg.batch_size, s.gen,
+                                    device):
+        X = X_train[idx].contiguous(memory_format=fmt)
+        if s.X_noisy is not None:          # the tutorial's one noisy copy
+            yield s.X_noisy[idx], X
+        elif cfg.noise:                    # fresh noise, every batch
+            yield fmnist.add_noise(X, cfg.noise, s.gen), X
+        else:
+            yield X, X
+
+
+def train_epoch(s: Setup, cfg: TrainConfig, X_train, device,
+                bar=None) -> float:
     """One pass over the shuffled training images; the mean loss."""
     total = torch.zeros((), device=device)
-    for idx in fmnist.batch_indices(len(X_train), cfg.batch_size, gen,
-                                    device):
-        X = X_train[idx]
-        if X_noisy is not None:            # the tutorial's one noisy copy
-            X_in = X_noisy[idx]
-        elif cfg.noise:                    # fresh noise, every batch
-            X_in = fmnist.add_noise(X, cfg.noise, gen)
-        else:
-            X_in = X
+    for X_in, X in batches(s, cfg, X_train, device):
         with autocast(cfg, device):
-            loss, _ = objective(model, X_in, X, cfg.beta)
-        opt.zero_grad(set_to_none=True)
+            loss, _ = objective(s.model, X_in, X, cfg.beta)
+        s.opt.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
-        sched.step()
+        s.opt.step()
+        s.sched.step()
         total += loss.detach().float() * len(X)
         if bar is not None:
             bar.update()
     return total.item() / len(X_train)     # one sync per epoch
 
 
+def resume(s: Setup, ckpt: dict | None) -> list[dict]:
+    """Restore a checkpoint into `s`; the history so far."""
+    if ckpt is None:
+        return []
+    s.model.load_state_dict(ckpt["model"])
+    s.opt.load_state_dict(ckpt["opt"])
+    s.sched.load_state_dict(ckpt["sched"])
+    s.gen.set_state(ckpt["gen"])
+    torch.set_rng_state(ckpt["rng"])
+    return ckpt["history"]
+
+
 def fit(cfg: TrainConfig, data=None, store=None, device=None,
         progress=False, log=None, on_epoch_end=None,
         keep_weights=True) -> dict:
-    """Train one config, resuming from a checkpoint, and store the result.
+    """Train one config, resuming from a checkpoint, and store the result:
+    setup, then the epochs, then the record.
 
     `data` is an `aecore.data.FashionMNIST` (loaded when None); `log`
     receives one line per epoch; `on_epoch_end(epoch)` runs after the
@@ -276,44 +225,26 @@ def fit(cfg: TrainConfig, data=None, store=None, device=None,
     device = pick_device(device)
     data = data or fmnist.load()
     clf = ref.load_or_train(data, store=store, device=device, log=log)
-    clf = clf.to(memory_format=torch.channels_last)   # 3x faster on CPU
-    key = run_key(cfg, data.fingerprint, clf.record["weights"]["sha256"])
+    clf = clf.to(memory_format=torch.channels_last)
+    key = run_key(cfg, data.fingerprint, clf.record)
     data = training_data(cfg, data).to(device)
-
-    torch.manual_seed(cfg.seed)
-    model = models.build(cfg.arch, cfg.code_size, cfg.activation).to(device)
-    opt = make_optimizer(model, cfg.lr, device)
-    steps = math.ceil(len(data.train) / cfg.batch_size)
-    sched = make_schedule(opt, cfg, steps)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    X_noisy = None if cfg.fresh_noise else noisy(cfg, data.train.X,
-                                                 cfg.seed + 1)
-    history: list[dict] = []
-    ckpt = store.load_checkpoint(cfg.name, key)
-    if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["opt"])
-        sched.load_state_dict(ckpt["sched"])
-        gen.set_state(ckpt["gen"])
-        torch.set_rng_state(ckpt["rng"])
-        history = ckpt["history"]
-        if log:
-            log(f"{cfg.name}: resuming after epoch {len(history)}")
+    s = setup(cfg, data, device)
+    history = resume(s, store.load_checkpoint(cfg.name, key))
+    if history and log:
+        log(f"{cfg.name}: resuming after epoch {len(history)}")
 
     # Per-epoch curves: fixed subsets; recognition only where it means
     # something (not for one-class runs).
     curve_clf = None if cfg.normal_class is not None else clf
-    n_eval = ref.eval_size(len(data.train))
-    subsets = {"train": data.train.head(n_eval),
+    subsets = {"train": data.train.head(ref.eval_size(len(data.train))),
                "val": data.val.head(EVAL_SIZE)}
     noisy_in = {k: noisy(cfg, v.X, EVAL_NOISE_SEED)
                 for k, v in subsets.items()}
     for epoch in range(len(history) + 1, cfg.epochs + 1):
         tick = time.perf_counter()
-        with tqdm(total=steps, disable=not progress, leave=False,
+        with tqdm(total=s.steps, disable=not progress, leave=False,
                   desc=f"{cfg.name} epoch {epoch}/{cfg.epochs}") as bar:
-            running = train_epoch(model, opt, sched, data.train.X, X_noisy,
-                                  cfg, gen, device, bar)
+            running = train_epoch(s, cfg, data.train.X, device, bar)
         seconds = time.perf_counter() - tick
         if not math.isfinite(running):
             raise TrainingError(f"{cfg.name}: loss became {running} in epoch "
@@ -323,7 +254,7 @@ def fit(cfg: TrainConfig, data=None, store=None, device=None,
         tick = time.perf_counter()
         with autocast(cfg, device):
             for name, split in subsets.items():
-                metrics_, _ = evaluate(model, split, curve_clf, cfg.beta,
+                metrics_, _ = evaluate(s.model, split, curve_clf, cfg.beta,
                                        noisy_in[name])
                 row.update({f"{name}_{k}": v for k, v in metrics_.items()})
         row["eval_seconds"] = time.perf_counter() - tick
@@ -331,34 +262,36 @@ def fit(cfg: TrainConfig, data=None, store=None, device=None,
         if log:
             log(format_row(cfg.name, row, cfg.epochs))
         store.save_checkpoint(cfg.name, {
-            "key": key, "model": model.state_dict(), "opt": opt.state_dict(),
-            "sched": sched.state_dict(), "gen": gen.get_state(),
-            "rng": torch.get_rng_state(), "history": history})
+            "key": key, "model": s.model.state_dict(),
+            "opt": s.opt.state_dict(), "sched": s.sched.state_dict(),
+            "gen": s.gen.get_state(), "rng": torch.get_rng_state(),
+            "history": history})
         if on_epoch_end:
             on_epoch_end(epoch)
 
     tick = time.perf_counter()
-    test = test_metrics(model, cfg, data.test, curve_clf)
+    test = test_metrics(s.model, cfg, data.test, curve_clf, data.train)
     test_seconds = time.perf_counter() - tick
     record = {
         "name": cfg.name, "key": key, "config": asdict(cfg),
         "history": history, "test": test,
-        "params": models.n_params(model),
-        "flops": models.forward_flops(model),
         "environment": environment(device, cfg),
         # training, per-epoch evaluation and the test, summed over every
         # epoch (also those before a resume)
         "wall_seconds": test_seconds + sum(
             r["seconds"] + r["eval_seconds"] for r in history),
     }
-    return store.save(cfg.name, record, model.state_dict(),
+    return store.save(cfg.name, record, s.model.state_dict(),
                       keep_weights=keep_weights)
 
 
-def test_metrics(model, cfg: TrainConfig, test: fmnist.Split, clf) -> dict:
+def test_metrics(model, cfg: TrainConfig, test: fmnist.Split, clf,
+                 train: fmnist.Split | None = None) -> dict:
     """The full test split, once: metrics with bootstrap intervals; for
     a denoiser, the noisy input's own error; for a one-class run, every
-    image's reconstruction error and the AUROC of that score."""
+    test image's reconstruction error (`scores`, with the AUROC of that
+    score) and the mean distance of its code to the 1 and the 5 nearest
+    codes of the training images `train` (`code_knn1`, `code_knn5`)."""
     X_in = noisy(cfg, test.X, EVAL_NOISE_SEED + 1)
     with autocast(cfg, test.X.device):
         out, X_hat = evaluate(model, test, clf, cfg.beta, X_in, ci=True)
@@ -369,16 +302,16 @@ def test_metrics(model, cfg: TrainConfig, test: fmnist.Split, clf) -> dict:
         scores = metrics.per_image_mse(X_hat, test.X)
         anomalous = test.y != cfg.normal_class
         out["auroc"] = metrics.auroc(scores, anomalous)
-        out["scores"] = [float(f"{v:.4g}") for v in scores.tolist()]
+        out["scores"] = _rounded(scores)
+        if train is not None:
+            with autocast(cfg, test.X.device):
+                near = metrics.knn_distances(metrics.encode(model, test.X),
+                                             metrics.encode(model, train.X),
+                                             k=5)
+            out["code_knn1"] = _rounded(near[:, 0])
+            out["code_knn5"] = _rounded(near.mean(1))
     return out
 
 
-def format_row(name, row, epochs) -> str:
-    line = (f"{name} epoch {row['epoch']}/{epochs} {row['seconds']:.1f}s "
-            f"+ eval {row['eval_seconds']:.1f}s "
-            f"loss {row['running_loss']:.4f} | val mse {row['val_mse']:.5f} "
-            f"psnr {row['val_psnr']:.2f} pixel {row['val_pixel_acc']:.3f}")
-    if "val_recog_acc" in row:
-        line += f" recog {row['val_recog_acc']:.3f}"
-    return line
-
+def _rounded(values: torch.Tensor) -> list[float]:
+    return [float(f"{v:.4g}") for v in values.tolist()]

@@ -1,5 +1,7 @@
 """Chapter-side measurements against cases with a known answer."""
 
+import json
+
 import pytest
 import torch
 
@@ -89,7 +91,7 @@ def test_book_cache_is_keyed_and_heals(synthetic_root, tmp_path):
     computed again when the runs it reads change or the file is damaged."""
     from aecore.report import Book
 
-    book = Book(synthetic_root, tmp_path, log=lambda line: None)
+    book = Book(synthetic_root, tmp_path)
     calls = []
 
     def compute():
@@ -112,3 +114,78 @@ def test_book_cache_is_keyed_and_heals(synthetic_root, tmp_path):
     assert book.cached("x", [FakeRun("b")], compute, extra) == {"value": 4}
     assert book.cached("x", [FakeRun("b")], compute,
                        {"classifier": "sha-2"}) == {"value": 5}
+    # an entry without its value is damage too
+    path = tmp_path / "cache" / "x.json"
+    entry = json.loads(path.read_text())
+    del entry["value"]
+    path.write_text(json.dumps(entry))
+    assert book.cached("x", [FakeRun("b")], compute,
+                       {"classifier": "sha-2"}) == {"value": 6}
+
+
+def test_book_never_trains(synthetic_root, tmp_path):
+    """A missing result stops the chapter with one line naming the
+    command that trains it; nothing is trained or written."""
+    from aecore import plan
+    from aecore.errors import AecoreError
+    from aecore.report import Book
+
+    book = Book(synthetic_root, tmp_path)
+    with pytest.raises(AecoreError, match="train-all --plan report"):
+        book.run(plan.selected("conv"))
+    with pytest.raises(AecoreError, match="train-all --plan book"):
+        book.plan_record("book")
+    assert not any(tmp_path.iterdir())
+
+
+def test_wiener_filter_is_the_least_squares_denoiser():
+    """On data with a known linear relation it recovers the map; on
+    independent pixels with additive noise it reaches the Wiener error
+    sigma^2 v / (v + sigma^2)."""
+    g = torch.Generator().manual_seed(0)
+    clean = torch.rand(2000, 1, 4, 4, generator=g) * 1.6 - 0.8
+    noisy = clean + 0.2 * torch.randn(clean.shape, generator=g)
+    W, b = analysis.wiener_fit(noisy, clean, ridge=1e-6)
+    out = analysis.wiener_apply(W, b, noisy)
+    assert out.shape == clean.shape and out.abs().max() <= 1
+    mse_out = (out - clean).pow(2).mean().item()
+    v, s2 = 1.6 ** 2 / 12, 0.2 ** 2
+    assert mse_out == pytest.approx(s2 * v / (v + s2), rel=0.05)
+    exact = analysis.wiener_fit(clean, 0.5 * clean + 0.1, ridge=1e-9)
+    assert torch.allclose(exact[0], 0.5 * torch.eye(16, dtype=torch.float64),
+                          atol=1e-5)
+    assert torch.allclose(exact[1], torch.full((16,), 0.1,
+                                               dtype=torch.float64),
+                          atol=1e-5)
+
+
+def test_gaussian_mixture_finds_and_samples_two_clusters():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(300, 2, generator=g) * 0.1 + torch.tensor([3.0, 0.0])
+    b = torch.randn(100, 2, generator=g) * 0.1 - torch.tensor([3.0, 0.0])
+    gmm = analysis.GaussianMixture(k=2, seed=1).fit(torch.cat([a, b]))
+    assert sorted(gmm.weights.tolist()) == pytest.approx([0.25, 0.75],
+                                                         abs=0.01)
+    draws = gmm.sample(4000, generator=torch.Generator().manual_seed(2))
+    right = (draws[:, 0] > 0).float().mean().item()
+    assert right == pytest.approx(0.75, abs=0.03)
+    near = gmm.log_prob(torch.tensor([[3.0, 0.0]]))
+    far = gmm.log_prob(torch.tensor([[0.0, 3.0]]))
+    assert near > far + 10
+
+
+def test_standard_sum_weighs_scores_of_any_unit_alike():
+    s1 = torch.tensor([1.0, 2.0, 4.0, 8.0])
+    combined = analysis.standard_sum(s1, 1000 * s1)
+    assert torch.allclose(combined, 2 * analysis.standard_sum(s1))
+
+
+def test_raw_pixel_knn_score_ranks_outliers_first():
+    from aecore import metrics
+    g = torch.Generator().manual_seed(0)
+    train = torch.randn(200, 10, generator=g) * 0.1
+    test = torch.cat([torch.randn(50, 10, generator=g) * 0.1,
+                      torch.randn(50, 10, generator=g) * 0.1 + 1])
+    score = metrics.knn_distances(test, train, k=5).mean(1)
+    outlier = torch.arange(100) >= 50
+    assert metrics.auroc(score, outlier) == 1.0

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from aecore import bench, models
+from aecore import bench, benchtables, config, probes
 from aecore import text as aetext
 from aecore.cli import main
 
@@ -54,7 +54,7 @@ def test_smoke_json_has_every_part(smoke):
     assert HARDWARE <= set(smoke["hardware"])
     assert smoke["ceiling"]["gflops"] > 0
     assert list(smoke["archs"]) == list(bench.ARCHS)
-    assert set(bench.ARCHS) <= set(models.REGISTRY)
+    assert set(bench.ARCHS) <= set(config.ARCHS)
     assert set(smoke["time_to_quality"]["archs"]) == {"shallow", "deep",
                                                        "conv"}
     for row in smoke["archs"].values():
@@ -77,7 +77,7 @@ def test_seconds_and_ratios_are_positive(smoke):
 
 
 def test_markdown_table_names_every_architecture(smoke):
-    md = bench.table(smoke)
+    md = benchtables.table(smoke)
     lines = md.splitlines()
     head = next(i for i, line in enumerate(lines)
                 if line.startswith("| arch |"))
@@ -94,7 +94,7 @@ def test_markdown_table_names_every_architecture(smoke):
 
 
 def test_report_prints_as_fixed_width(smoke):
-    text = bench.report(smoke)
+    text = benchtables.report(smoke)
     assert "matmul ceiling" in text and "data only" in text
     assert "malloc_tuning=off, channels_last=off" in text
 
@@ -117,7 +117,7 @@ def test_new_rows_evaluation_precision_start_up(smoke):
                                      "python -m aecore --help"}
     assert set(smoke["hardware"]["native_bf16"]) == {"avx512_bf16",
                                                      "amx_bf16"}
-    text = bench.report(smoke)
+    text = benchtables.report(smoke)
     assert "bf16" in text and "start-up" in text
 
 
@@ -125,7 +125,7 @@ def test_side_by_side_measures_one_run_against_one_per_core():
     """`train-all --jobs` rests on this row: one run on every core
     against as many one-thread runs as cores, in fresh processes."""
     s = bench.Settings(repeats=1, smoke=True)
-    result = {"side_by_side": bench.side_by_side("cpu", s, cores=2)}
+    result = {"side_by_side": probes.side_by_side("cpu", s, cores=2)}
     side = result["side_by_side"]
     assert side["cores"] == 2 and side["precision"] == "bf16"
     assert set(side["archs"]) == set(bench.COMPARED)
@@ -133,8 +133,8 @@ def test_side_by_side_measures_one_run_against_one_per_core():
         assert row["one_run_s"] > 0 and row["each_of_n_s"] > 0
         assert row["gain"] == pytest.approx(
             2 * row["one_run_s"] / row["each_of_n_s"])
-    rows = bench.side_by_side_rows(result)
+    rows = benchtables.side_by_side_rows(result)
     assert rows[0][1:3] == ["1 run, 2 threads: s/epoch",
                             "2 runs, 1 thread: s/epoch each"]
     assert [r[0] for r in rows[1:]] == list(bench.COMPARED)
-    assert bench.side_by_side_lines({}) == []
+    assert benchtables.side_by_side_lines({}) == []

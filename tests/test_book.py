@@ -124,16 +124,17 @@ def test_stored_results_cover_the_plan():
     data = real_data_or_skip()
     store = Store()
     for cfg in plan.book():
-        state = runs.status(cfg, data, store)
+        state = runs.inspect(cfg, data, store).status
         assert state == "valid", (
             f"{cfg.name}: stored result is {state}; "
             "run `python -m aecore train-all` and commit results/")
 
 
 def test_book_plan_trains_in_bf16_beside_its_fp32_evidence():
-    """Every book run but the two tutorial baselines is bf16; the fp32
-    plan is the main comparison again, in fp32, stored without weights."""
-    tutorials = {plan.tutorial_dense().name, plan.tutorial_denoiser().name}
+    """Every book run but the tutorial baselines is bf16; the fp32 plan
+    is the main comparison again, in fp32, stored without weights."""
+    tutorials = {plan.tutorial_dense().name} | {
+        c.name for c in plan.tutorial_denoisers().values()}
     for cfg in plan.book():
         assert cfg.precision == ("fp32" if cfg.name in tutorials
                                  else plan.PRECISION), cfg.name
@@ -145,8 +146,9 @@ def test_book_plan_trains_in_bf16_beside_its_fp32_evidence():
     data = real_data_or_skip()
     store = Store()
     for cfg in twins:
-        assert runs.status(cfg, data, store) == "valid", cfg.name
-        assert store.read(cfg.name)["weights"].get("kept") is False
+        entry = runs.inspect(cfg, data, store)
+        assert entry.status == "valid", cfg.name
+        assert entry.record["weights"].get("kept") is False
 
 
 def test_only_the_weights_the_book_loads_are_kept():
@@ -157,14 +159,14 @@ def test_only_the_weights_the_book_loads_are_kept():
     keep = {c.name for c in plan.keep()}
     size = 0
     for cfg in plan.book():
-        record = store.read(cfg.name)
+        record = runs.inspect(cfg, data, store).record
         kept = record["weights"].get("kept", True)
         assert kept == (cfg.name in keep), cfg.name
         if kept:
             size += (store.folder(cfg.name)
                      / record["weights"]["file"]).stat().st_size
-    assert runs.status(plan.book()[0], data, store) == "valid"
-    assert size < 16 * 2**20, f"{size / 2**20:.1f} MB of weights"
+    assert runs.inspect(plan.book()[0], data, store).status == "valid"
+    assert size < 20 * 2**20, f"{size / 2**20:.1f} MB of weights"
 
 
 @pytest.mark.slow
@@ -196,4 +198,5 @@ def test_estimated_cost_orders_runs_by_work():
     assert est[plan.strong_run().name] > conv > est[
         plan.selected("deep").name] > est[plan.selected("shallow").name]
     assert est[plan.batch64_runs()["conv"].name] > conv
-    assert est[plan.one_class_runs()[0].name] < conv / 5
+    # 20 epochs of 6,000 images against 10 of 54,000
+    assert est[plan.one_class_runs()[0].name] < conv / 4

@@ -30,7 +30,7 @@ def test_help(sub, capsys):
 
 @pytest.mark.parametrize("args, word", [
     (["train", "--arch", "transformer"], "invalid choice"),
-    (["train", "--arch", "conv", "--epochs", "0"], "must be >= 1"),
+    (["train", "--arch", "conv", "--epochs", "0"], "positive integer"),
     (["train", "--arch", "conv", "--lr", "fast"], "not a number"),
     (["train", "--arch", "deep", "--activation", "swish2"], "invalid choice"),
     (["train-all", "--plan", "everything"], "invalid choice"),
@@ -85,46 +85,66 @@ def test_train_writes_results(synthetic_root, tmp_path):
     assert test["mse"] == pytest.approx(record["test"]["mse"], rel=1e-5)
 
 
-def test_static_option_lists_match_the_library():
-    """The CLI knows architectures, activations, plans and defaults
-    without importing torch; they must be the library's own."""
-    from dataclasses import asdict
-
-    from aecore import cli as cli_mod
-    from aecore import models, plan
-    from aecore.train import TrainConfig
-
-    assert cli_mod.ARCHS == tuple(models.REGISTRY)
-    assert cli_mod.ACTIVATIONS == tuple(models.ACTIVATIONS)
-    assert cli_mod.PLANS == tuple(plan.PLANS)
-    from aecore import train
-    assert cli_mod.PRECISIONS == train.PRECISIONS
-    assert cli_mod.SCHEDULES == train.SCHEDULES
-    defaults = asdict(TrainConfig())
-    assert all(defaults[k] == v for k, v in cli_mod.DEFAULTS.items()
-               if k != "precision")
-    assert cli_mod.DEFAULTS["precision"] == "auto"   # resolved per machine
-
-
-@pytest.mark.parametrize("flags, device, want", [
-    ({"avx512_bf16": True, "amx_bf16": False}, "cpu", "bf16"),
-    ({"avx512_bf16": False, "amx_bf16": True}, "cpu", "bf16"),
-    ({"avx512_bf16": False, "amx_bf16": False}, "cpu", "fp32"),
-    ({"avx512_bf16": True, "amx_bf16": True}, "cuda", "fp32"),
-])
-def test_auto_precision_follows_the_cpu(monkeypatch, flags, device, want):
+def test_auto_precision_is_measured_once_per_machine(monkeypatch,
+                                                    tmp_path):
+    """`--precision auto` takes what a timed probe finds faster (never
+    the CPU's flags), keeps it per machine and design, and answers fp32
+    on an accelerator without probing."""
     from aecore import cli as cli_mod
     from aecore import perf
-    monkeypatch.setattr(perf, "native_bf16", lambda: flags)
-    assert perf.auto_precision(device) == want
-    if device == "cpu":
-        args = cli_mod.build_parser().parse_args(
-            ["train", "--arch", "shallow", "--device", "cpu"])
-        assert cli_mod.config_from(args).precision == want
-        args = cli_mod.build_parser().parse_args(
-            ["train", "--arch", "shallow", "--device", "cpu",
-             "--precision", "fp32"])
-        assert cli_mod.config_from(args).precision == "fp32"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    probes = []
+
+    def probe(arch, batch_size):
+        probes.append(arch)
+        return {"fp32": 2.0, "bf16": 1.0} if arch == "conv" else \
+            {"fp32": 1.0, "bf16": 1.2}
+
+    monkeypatch.setattr(perf, "probe_precision", probe)
+    assert perf.auto_precision("cpu", "conv") == "bf16"
+    assert perf.auto_precision("cpu", "shallow") == "fp32"
+    assert perf.auto_precision("cpu", "conv") == "bf16"     # kept
+    assert probes == ["conv", "shallow"]
+    assert perf.auto_precision("cuda", "conv") == "fp32"
+    assert perf.measured_precisions() == {"conv | b256": "bf16",
+                                          "shallow | b256": "fp32"}
+    args = cli_mod.build_parser().parse_args(
+        ["train", "--arch", "conv", "--device", "cpu"])
+    assert cli_mod.config_from(args).precision == "bf16"
+    args = cli_mod.build_parser().parse_args(
+        ["train", "--arch", "conv", "--device", "cpu", "--precision",
+         "fp32"])
+    assert cli_mod.config_from(args).precision == "fp32"
+
+
+def test_a_real_precision_probe_times_both(monkeypatch, tmp_path):
+    from aecore import perf
+    seconds = perf.probe_precision("shallow", 32, steps=2)
+    assert set(seconds) == {"fp32", "bf16"}
+    assert all(0 < s < 5 for s in seconds.values())
+
+
+def test_threads_leave_busy_cores_alone(monkeypatch):
+    from aecore import runtime
+    monkeypatch.setattr(runtime, "busy_cores", lambda: 1.2)
+    assert runtime.threads_for_load(2) == 1
+    assert runtime.threads_for_load(8) == 7
+    monkeypatch.setattr(runtime, "busy_cores", lambda: 0.1)
+    assert runtime.threads_for_load(2) == 2
+    monkeypatch.setattr(runtime, "busy_cores", lambda: 5.0)
+    assert runtime.threads_for_load(2) == 1
+
+
+def test_busy_cores_sees_a_busy_process():
+    from aecore import runtime
+    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        import time
+        time.sleep(0.3)
+        assert runtime.busy_cores(0.5) >= 0.6
+    finally:
+        spin.kill()
+        spin.wait()
 
 
 @pytest.mark.parametrize("code", [
@@ -143,7 +163,7 @@ def test_start_up_loads_no_torch(code):
 
 
 @pytest.mark.parametrize("args,word", [
-    (["--noise", "1.5"], "between 0 and 1"),
+    (["--noise", "1.5"], "<= 1"),
     (["--noise", "nan"], "finite"),
     (["--normal-class", "10"], "class 0-9"),
     (["--precision", "fp8"], "invalid choice"),
@@ -191,21 +211,19 @@ def test_train_all_records_the_plan_time_only_when_it_trained(
     assert json.loads(path.read_text()) == record
 
 
-def test_jobs_split_the_cores(monkeypatch):
+def test_jobs_split_the_cores():
     import torch
 
-    from aecore.cli import AecoreError, split_cores
+    from aecore.runs import AecoreError, split_cores
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
-    assert split_cores("auto", cpu, 44) == (2, 1)
-    assert split_cores("auto", cpu, 1) == (1, 2)     # one run: all cores
-    assert split_cores(1, cpu, 44) == (1, 2)
-    assert split_cores(4, cpu, 44) == (4, 1)
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 64)
-    assert split_cores("auto", cpu, 44) == (8, 8)    # at most 8 at once
-    assert split_cores("auto", gpu, 44) == (1, 64)
+    assert split_cores("auto", cpu, 44, 2) == (2, 1)
+    assert split_cores("auto", cpu, 1, 2) == (1, 2)   # one run: all cores
+    assert split_cores(1, cpu, 44, 2) == (1, 2)
+    assert split_cores(4, cpu, 44, 2) == (4, 1)
+    assert split_cores("auto", cpu, 44, 64) == (8, 8)  # at most 8 at once
+    assert split_cores("auto", gpu, 44, 64) == (1, 64)
     with pytest.raises(AecoreError, match="one at a time"):
-        split_cores(2, gpu, 44)
+        split_cores(2, gpu, 44, 64)
 
 
 def test_train_all_in_parallel_matches_one_at_a_time(synthetic_root,

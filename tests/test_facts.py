@@ -9,20 +9,7 @@ import pytest
 from conftest import REAL_ROOT, make_root, real_data_or_skip
 
 from aecore import data as fmnist
-from aecore import facts, report, results
-
-
-def test_roots_are_those_of_results_and_data(monkeypatch, tmp_path):
-    monkeypatch.delenv(facts.ENV_RESULTS, raising=False)
-    monkeypatch.delenv(facts.ENV_DATA, raising=False)
-    for root in (None, tmp_path / "x"):
-        assert facts.results_root(root) == results.results_root(root)
-        assert facts.data_root(root) == fmnist.resolve_root(root)[0]
-    monkeypatch.setenv(facts.ENV_RESULTS, str(tmp_path / "r"))
-    monkeypatch.setenv(facts.ENV_DATA, str(tmp_path / "d"))
-    assert facts.results_root() == results.results_root()
-    assert facts.data_root() == fmnist.resolve_root()[0]
-    assert set(facts.DATA_FILES) == set(fmnist.FILES)
+from aecore import facts, report
 
 
 @pytest.fixture

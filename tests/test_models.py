@@ -2,11 +2,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from aecore import models
+from aecore import config, describe, models
 from aecore.errors import ConfigError
 from aecore.train import objective
 
-ARCHS = list(models.REGISTRY)
+ARCHS = list(config.ARCHS)
 
 
 def batch(n=32):
@@ -22,7 +22,7 @@ def test_shapes_and_round_trip(arch):
     model = models.build(arch).eval()
     X = batch(8)
     code = model.encode(X)
-    assert code.shape == (8, models.DEFAULT_CODE_SIZE[arch])
+    assert code.shape == (8, config.DEFAULT_CODE_SIZE[arch])
     out = model(X)
     assert out.shape == X.shape
     assert out.min() >= -1 and out.max() <= 1          # tanh output
@@ -51,7 +51,7 @@ def test_loss_falls_on_one_batch(arch):
 def test_deep_activation_option(act):
     model = models.build("deep", activation_name=act)
     kinds = {type(m) for m in model.modules()}
-    assert models.ACTIVATIONS[act] in kinds
+    assert getattr(torch.nn, config.ACTIVATIONS[act]) in kinds
 
 
 def test_bad_names_rejected():
@@ -64,15 +64,15 @@ def test_bad_names_rejected():
 def test_shallow_params_and_flops_known():
     model = models.build("shallow", code_size=64)
     dims = [(784, 256), (256, 64), (64, 256), (256, 784)]
-    assert models.n_params(model) == sum(a * b + b for a, b in dims)
-    assert models.forward_flops(model) == sum(2 * a * b for a, b in dims)
+    assert describe.n_params(model) == sum(a * b + b for a, b in dims)
+    assert describe.forward_flops(model) == sum(2 * a * b for a, b in dims)
 
 
 def test_tutorial_dense_is_the_keras_model():
     """Dense(64, relu) -> Dense(784, sigmoid) on [0, 1] pixels, Glorot
     uniform weights and zero biases (Keras' defaults)."""
     model = models.build("tf-dense")
-    assert models.n_params(model) == 784 * 64 + 64 + 64 * 784 + 784
+    assert describe.n_params(model) == 784 * 64 + 64 + 64 * 784 + 784
     first = model.encoder[1]
     assert first.bias.abs().max() == 0
     bound = (6 / (784 + 64)) ** 0.5
@@ -84,9 +84,9 @@ def test_tutorial_dense_is_the_keras_model():
 
 def test_tutorial_denoiser_shapes():
     model = models.build("tf-denoiser")
-    shapes = [r["output"] for r in models.layer_table(model)]
+    shapes = [r["output"] for r in describe.layer_table(model)]
     assert (16, 14, 14) in shapes and (8, 7, 7) in shapes
-    assert models.n_params(model) == (16 * 9 + 16) + (8 * 16 * 9 + 8) + (
+    assert describe.n_params(model) == (16 * 9 + 16) + (8 * 16 * 9 + 8) + (
         8 * 8 * 9 + 8) + (8 * 16 * 9 + 16) + (16 * 9 + 1)
 
 
@@ -99,8 +99,8 @@ def test_every_compared_design_has_a_linear_code():
 @pytest.mark.parametrize("arch", ARCHS)
 def test_layer_table_accounts_for_every_parameter(arch):
     model = models.build(arch)
-    rows = models.layer_table(model)
-    assert sum(r["params"] for r in rows) == models.n_params(model)
+    rows = describe.layer_table(model)
+    assert sum(r["params"] for r in rows) == describe.n_params(model)
     assert rows[-1]["output"] == (1, 28, 28)
 
 
@@ -118,27 +118,25 @@ def test_vae_samples_from_prior():
 
 
 def test_layer_rows_group_residual_blocks():
-    from aecore import report
     model = models.build("resconv")
-    rows = report.layer_rows(model, group=(models.ResBlock,))
-    assert sum(r["params"] for r in rows) == models.n_params(model)
+    rows = describe.layer_table(model, group=(models.ResBlock,))
+    assert sum(r["params"] for r in rows) == describe.n_params(model)
     assert [r["layer"] for r in rows].count("ResBlock") == 2
-    assert len(rows) < len(models.layer_table(model))
+    assert len(rows) < len(describe.layer_table(model))
 
 
 def test_merge_free_folds_parameter_free_layers_into_learned_ones():
-    from aecore import report
-    rows = report.layer_rows(models.build("conv"))
-    merged = report.merge_free(rows)
+    rows = describe.layer_table(models.build("conv"))
+    merged = describe.merge_free(rows)
     assert [r["layer"] for r in merged] == [
         "Conv2d + GELU", "Conv2d + GELU + Flatten", "Linear",
         "Linear + GELU + Unflatten", "ConvTranspose2d + GELU",
         "ConvTranspose2d + Tanh"]
     assert merged[-1]["output"] == (1, 28, 28)
-    assert sum(r["params"] for r in merged) == models.n_params(
+    assert sum(r["params"] for r in merged) == describe.n_params(
         models.build("conv"))
     # a leading parameter-free layer joins the first learned one
-    lead = report.merge_free([{"layer": "Flatten", "output": (784,),
+    lead = describe.merge_free([{"layer": "Flatten", "output": (784,),
                                "params": 0},
                               {"layer": "Linear", "output": (64,),
                                "params": 50240}])
@@ -208,7 +206,7 @@ def test_long_listings_break_only_between_statements_after_a_blank_line():
         "\n".join(f"    y{i} = {i}" for i in range(8)) + "\n\n    return x"
     assert aetext.break_points(code) == [14]    # "return x" only
     # every piece of every model class is at least MIN_PIECE lines long
-    for cls in models.REGISTRY.values():
+    for cls in (getattr(models, c) for c in config.ARCHS.values()):
         src = inspect.getsource(cls).rstrip()
         parts = aetext.pieces(src)
         assert "\n\n".join(parts) == src

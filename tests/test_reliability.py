@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from test_cli import cli
 
 import aecore.cli as cli_mod
 import aecore.results as results_mod
-from aecore import TrainConfig, fit, load_or_train, runs
+from aecore import TrainConfig, checkpoints, fit, load_or_train, runs
 from aecore.cli import main
 from aecore.errors import AecoreError
 
@@ -54,11 +55,11 @@ def test_damaged_record_is_damaged_and_healed(how, tiny, store, trained):
     broken = json.loads((folder / "result.json").read_text())
     DAMAGE[how](broken)
     (folder / "result.json").write_text(json.dumps(broken))
-    state, reason = runs.diagnose(CFG, tiny, store)
-    assert state == "damaged" and reason
+    entry = runs.inspect(CFG, tiny, store)
+    assert entry.status == "damaged" and entry.reason
     assert runs.stored(CFG, tiny, store) is None
     healed = load_or_train(CFG, tiny, store)          # retrains it
-    assert runs.status(CFG, tiny, store) == "valid"
+    assert runs.inspect(CFG, tiny, store).status == "valid"
     assert comparable(healed.record) == comparable(record)
 
 
@@ -66,7 +67,7 @@ def test_damaged_record_is_damaged_and_healed(how, tiny, store, trained):
 def test_unparsable_record_is_damaged(text, tiny, store, trained):
     _, folder = trained
     (folder / "result.json").write_text(text)
-    assert runs.status(CFG, tiny, store) == "damaged"
+    assert runs.inspect(CFG, tiny, store).status == "damaged"
 
 
 @pytest.mark.parametrize("how", ["flip", "truncate", "delete"])
@@ -81,7 +82,7 @@ def test_damaged_weights_are_not_valid(how, tiny, store, trained):
         path.write_bytes(bytes(blob[: len(blob) // 2]))
     else:
         path.unlink()
-    assert runs.status(CFG, tiny, store) == "damaged"
+    assert runs.inspect(CFG, tiny, store).status == "damaged"
     assert runs.stored(CFG, tiny, store) is None
     healed = load_or_train(CFG, tiny, store)
     assert healed.record["weights"]["sha256"] == record["weights"]["sha256"]
@@ -115,7 +116,7 @@ def holds_a_list(path):
 def without_opt(path):
     """A well-formed checkpoint (valid checksum) that lacks `opt`."""
     blob = path.read_bytes()
-    body = blob[len(results_mod.CHECKPOINT_MAGIC) + 65:]
+    body = blob[len(checkpoints.CHECKPOINT_MAGIC) + 65:]
     import io
     payload = torch.load(io.BytesIO(body), weights_only=True)
     del payload["opt"]
@@ -185,7 +186,8 @@ def test_leftovers_of_killed_writes_are_removed(tiny, store, trained):
     (folder / "weights-000000000000.pt").write_bytes(b"old weights")
     (folder / "checkpoint.pt").write_bytes(b"old checkpoint")
     assert load_or_train(CFG, tiny, store).record["key"] == record["key"]
-    assert sorted(p.name for p in folder.iterdir()) == [
+    assert sorted(p.name for p in folder.iterdir()
+                  if p.name != ".lock") == [
         "result.json", record["weights"]["file"]]
 
 
@@ -297,7 +299,7 @@ def test_closed_stdout_never_stops_training(synthetic_root, tmp_path):
            f"--results {tmp_path} | head -1")
     res = subprocess.run(["bash", "-o", "pipefail", "-c", cmd],
                          capture_output=True, text=True, timeout=300,
-                         env={**cli_mod.os.environ, "AECORE_DOWNLOAD": "0"})
+                         env={**os.environ, "AECORE_DOWNLOAD": "0"})
     assert res.returncode == 0, res.stderr
     assert len(res.stdout.strip().splitlines()) == 1
     assert "Traceback" not in res.stderr
@@ -361,3 +363,215 @@ def test_interrupt_message_is_true(monkeypatch, capsys):
     assert main(["list"]) == 130
     err = capsys.readouterr().err
     assert "classifier starts again" in err
+
+
+# --- third pass: records are trusted only after they check out ----------
+
+CONTENT_DAMAGE = {
+    "test mse NaN": lambda r: r["test"].update(mse=float("nan")),
+    "test mse a string": lambda r: r["test"].update(mse="0.01"),
+    "test accuracy above 1": lambda r: r["test"].update(recog_acc=1.5),
+    "history empty": lambda r: r.update(history=[]),
+    "history row missing": lambda r: r["history"].pop(),
+    "history value a string": lambda r: r["history"][0].update(val_mse="x"),
+    "config changed": lambda r: r["config"].update(code_size=32),
+    "config extra field": lambda r: r["config"].update(colour="red"),
+    "name of another folder": lambda r: r.update(name="../elsewhere"),
+    "weights file outside": lambda r: r["weights"].update(file="../w.pt"),
+}
+
+
+@pytest.mark.parametrize("how", CONTENT_DAMAGE)
+def test_damaged_content_is_damaged_and_healed(how, tiny, store, trained):
+    record, folder = trained
+    broken = json.loads((folder / "result.json").read_text())
+    CONTENT_DAMAGE[how](broken)
+    (folder / "result.json").write_text(json.dumps(broken))
+    entry = runs.inspect(CFG, tiny, store)
+    assert entry.status == "damaged", entry
+    assert runs.stored(CFG, tiny, store) is None
+    healed = load_or_train(CFG, tiny, store)
+    assert runs.inspect(CFG, tiny, store).status == "valid"
+    assert comparable(healed.record) == comparable(record)
+
+
+def test_deeply_nested_record_is_damaged_not_a_crash(tiny, store, trained):
+    _, folder = trained
+    (folder / "result.json").write_text("[" * 200_000 + "]" * 200_000)
+    entry = runs.inspect(CFG, tiny, store)
+    assert entry.status == "damaged" and "JSON" in entry.reason
+
+
+@pytest.mark.parametrize("target", ["result.json", "checkpoint.pt"])
+def test_a_folder_in_place_of_a_file_is_cleared_before_training(
+        target, tiny, store, trained):
+    _, folder = trained
+    (folder / "result.json").unlink()
+    (folder / target).mkdir(exist_ok=True)
+    (folder / target / "x").write_text("x")
+    run = load_or_train(CFG, tiny, store)
+    assert (folder / "result.json").is_file() and run.history
+
+
+def test_a_pipe_in_place_of_the_weights_never_hangs(tiny, store, trained):
+    import os
+    record, folder = trained
+    weights = folder / record["weights"]["file"]
+    weights.unlink()
+    os.mkfifo(weights)
+    entry = runs.inspect(CFG, tiny, store)          # returns at once
+    assert entry.status == "damaged" and "not a readable file" in \
+        entry.reason
+
+
+def test_a_reader_never_removes_a_live_writers_files(tiny, store, trained):
+    """While another process trains the run (holding its lock and
+    writing a temporary file), reading the stored result removes
+    nothing."""
+    record, folder = trained
+    live = folder / ".tmp-1-live"           # pid 1 is alive
+    live.write_bytes(b"being written")
+    checkpoint = folder / "checkpoint.pt"
+    checkpoint.write_bytes(b"a live run's checkpoint")
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import fcntl, os, sys, time; "
+         f"fd = os.open({str(folder / '.lock')!r}, os.O_RDWR | os.O_CREAT);"
+         " fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); "
+         "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert runs.stored(CFG, tiny, store) is not None
+        assert live.exists() and checkpoint.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    dead = folder / ".tmp-999999999-dead"   # no such process
+    dead.write_bytes(b"left by a killed run")
+    assert runs.stored(CFG, tiny, store) is not None
+    assert not dead.exists() and not checkpoint.exists()
+    assert live.exists()                     # its writer still lives
+
+
+def test_a_changed_classifier_config_is_retrained_and_stored(tiny, store,
+                                                             trained):
+    from aecore import classifier as ref
+    other = ref.ClassifierConfig(epochs=1, lr=1e-3)
+    model = ref.load_or_train(tiny, store, cfg=other)
+    assert model.record["config"]["lr"] == 1e-3
+    assert store.load(ref.NAME, ref.key(tiny, other)) is not None
+
+
+def test_a_deleted_plan_record_is_written_again_without_training(
+        synthetic_root, tmp_path):
+    common = ["--plan", "smoke", "--data", str(synthetic_root),
+              "--results", str(tmp_path), "--device", "cpu"]
+    assert cli("train-all", *common).returncode == 0
+    path = tmp_path / "plans" / "smoke.json"
+    first = json.loads(path.read_text())
+    path.write_text("{damaged")
+    again = cli("train-all", *common)
+    assert again.returncode == 0 and "0 trained now" in again.stdout
+    record = json.loads(path.read_text())
+    assert record["runs"].keys() == first["runs"].keys()
+    assert record["jobs"] == first["jobs"]
+
+
+def test_closed_standard_streams_never_crash(synthetic_root, tmp_path):
+    base = (f"{sys.executable} -m aecore train --arch shallow --epochs 1 "
+            f"--batch-size 64 --device cpu --data {synthetic_root} "
+            f"--results {tmp_path}")
+    for closed in (">&-", "2>&-"):
+        res = subprocess.run(["bash", "-c", f"{base} {closed}"],
+                             capture_output=True, text=True, timeout=300,
+                             env={**os.environ,
+                                  "AECORE_DOWNLOAD": "0"})
+        assert res.returncode == 0, (closed, res.stderr)
+        assert "Traceback" not in res.stderr
+
+
+def test_train_all_into_head_stores_every_run(synthetic_root, tmp_path):
+    """`train-all | head -1`, workers included, with the classifier
+    already stored: every run is stored and the exit status is 0."""
+    common = (f"--data {synthetic_root} --results {tmp_path} "
+              "--device cpu --plan smoke")
+    env = {**os.environ, "AECORE_DOWNLOAD": "0"}
+    first = subprocess.run(
+        ["bash", "-c", f"{sys.executable} -m aecore train --arch shallow "
+         f"--epochs 1 --batch-size 64 --data {synthetic_root} "
+         f"--results {tmp_path} --device cpu"], env=env,
+        capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    res = subprocess.run(
+        ["bash", "-o", "pipefail", "-c",
+         f"{sys.executable} -m aecore train-all --jobs 2 {common} "
+         "| head -1"], capture_output=True, text=True, timeout=600,
+        env=env)
+    assert res.returncode == 0, res.stderr
+    listing = cli("list", *common.split())
+    assert listing.stdout.count("valid") == 5, listing.stdout
+
+
+def test_train_all_workers_die_with_their_parent(tmp_path):
+    """SIGTERM, then SIGKILL, to the parent only: no worker goes on."""
+    import os
+    import signal
+    import time
+
+    from conftest import make_root
+    root = make_root(tmp_path / "data", n_train=6_000)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        results = tmp_path / f"r{int(sig)}"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "aecore", "train-all", "--plan", "smoke",
+             "--jobs", "2", "--device", "cpu", "--data", str(root),
+             "--results", str(results)],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            env={**os.environ, "AECORE_DOWNLOAD": "0"},
+            start_new_session=True)
+        started = 0
+        for line in proc.stdout:
+            started += "missing result, training" in line
+            if started == 2:
+                break
+        os.kill(proc.pid, sig)
+        proc.wait(timeout=120)
+        for _ in range(100):
+            alive = subprocess.run(
+                ["ps", "-o", "stat=", "-g", str(proc.pid)],
+                capture_output=True, text=True).stdout.split()
+            if all(s.startswith("Z") for s in alive):
+                break
+            time.sleep(0.2)
+        assert all(s.startswith("Z") for s in alive), (sig, alive)
+
+
+@pytest.mark.parametrize("n_train", [0, 5])
+def test_too_few_images_is_one_line(n_train, tmp_path):
+    from conftest import make_root
+
+    from aecore import data as fmnist
+    from aecore.errors import DataError
+    root = make_root(tmp_path / "d", n_train=n_train, n_test=10)
+    with pytest.raises(DataError, match="at least"):
+        fmnist.load(root)
+
+
+@pytest.mark.parametrize("args, word", [
+    (["--lr", "-1e-3"], "lr must be > 0"),
+    (["--code-size", str(10**12)], "at most"),
+    (["--beta", "1e300"], "beta must be"),
+    (["--beta", "0.5"], "VAE"),
+    (["--fixed-noise"], "noise level"),
+])
+def test_ignored_or_absurd_options_are_refused(args, word, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--arch", "shallow", *args])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert word in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_empty_results_path_is_refused(tmp_path, capsys):
+    assert main(["list", "--results", ""]) == 1
+    assert "empty" in capsys.readouterr().err

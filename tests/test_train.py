@@ -4,6 +4,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+import aecore.keys as keys_mod
 import aecore.results as results_mod
 import aecore.train as train_mod
 from aecore import TrainConfig, fit, load_or_train
@@ -62,7 +63,7 @@ def test_changed_code_is_retrained_not_served(tiny, store, monkeypatch):
                         lambda *a, **k: calls.append(1) or real_fit(*a, **k))
     load_or_train(CFG, tiny, store)
     assert not calls
-    monkeypatch.setattr(results_mod, "code_version", lambda *a: "changed")
+    monkeypatch.setattr(keys_mod, "code_version", lambda *a: "changed")
     load_or_train(CFG, tiny, store)
     assert len(calls) == 1
 
@@ -75,8 +76,8 @@ def test_another_config_never_overwrites_a_result(tiny, store, monkeypatch):
     other = replace(CFG, lr=1e-3)
     second = fit(other, tiny, store, "cpu")
     assert other.name != CFG.name
-    assert store.status(CFG.name, first["key"]) == "valid"
-    assert store.status(other.name, second["key"]) == "valid"
+    assert store.inspect(CFG.name, first["key"]).status == "valid"
+    assert store.inspect(other.name, second["key"]).status == "valid"
     monkeypatch.setattr(TrainConfig, "name", property(lambda c: "shared"))
     first = fit(CFG, tiny, store, "cpu")
     other = replace(CFG, lr=1e-3)
@@ -84,7 +85,7 @@ def test_another_config_never_overwrites_a_result(tiny, store, monkeypatch):
         load_or_train(other, tiny, store)
     with pytest.raises(AecoreError, match="another config"):
         fit(other, tiny, store, "cpu")
-    assert store.status("shared", first["key"]) == "valid"
+    assert store.inspect("shared", first["key"]).status == "valid"
     assert store.weights("shared", first)
 
 
@@ -98,7 +99,7 @@ def test_interrupted_run_resumes_identically(tiny, store, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         fit(CFG, tiny, store, "cpu", on_epoch_end=crash)
     assert (store.folder(CFG.name) / "checkpoint.pt").exists()
-    assert store.read(CFG.name) is None
+    assert not (store.folder(CFG.name) / "result.json").exists()
     lines = []
     resumed = fit(CFG, tiny, store, "cpu", log=lines.append)
     assert any("resuming after epoch 1" in line for line in lines)
@@ -121,7 +122,7 @@ def test_crash_while_saving_keeps_previous_result(tiny, store, monkeypatch):
     with pytest.raises(OSError):
         fit(replace(CFG, seed=5, lr=1e-3), tiny, store, "cpu")
     monkeypatch.undo()
-    assert store.status(CFG.name, old["key"]) == "valid"
+    assert store.inspect(CFG.name, old["key"]).status == "valid"
     weights = store.weights(CFG.name, old)       # checks the SHA-256
     assert set(weights) == set(load_or_train(CFG, tiny, store)
                                .model().state_dict())
@@ -172,14 +173,55 @@ def test_every_config_field_changes_the_folder():
     """Two configs never share a folder (a changed lr once overwrote a
     stored result)."""
     base = CFG.resolved()
-    variants = [replace(base, lr=1e-3), replace(base, beta=0.5),
+    vae = replace(base, arch="vae", code_size=16, activation="gelu")
+    variants = [replace(base, lr=1e-3), vae, replace(vae, beta=0.5),
                 replace(base, noise=0.2), replace(base, noise=0.2,
                                                   fresh_noise=False),
                 replace(base, normal_class=3),
                 replace(base, precision="bf16"),
-                replace(base, schedule="constant")]
+                replace(base, schedule="constant"),
+                replace(base, loader="torchvision")]
     names = {c.name for c in [base, *variants]}
     assert len(names) == len(variants) + 1
+
+
+@pytest.mark.parametrize("ignored", [
+    dict(beta=0.5), dict(fresh_noise=False), dict(code_size=5,
+                                                  arch="tf-denoiser"),
+    dict(code_size=10**12), dict(loader="torchvision", noise=0.2),
+    dict(seed=2**32), dict(lr=float("nan")), dict(beta=1e300)])
+def test_options_that_would_be_ignored_are_refused(ignored):
+    with pytest.raises(ConfigError):
+        replace(CFG, **ignored).resolved()
+
+
+def test_added_field_at_its_default_keeps_names_and_keys():
+    """`loader` came after results were first keyed: at its default the
+    name hash and the key are what they were without the field."""
+    import hashlib
+    from dataclasses import asdict
+    d = asdict(CFG.resolved())
+    del d["loader"]
+    blob = json.dumps(d, sort_keys=True).encode()
+    assert CFG.name.endswith(hashlib.sha256(blob).hexdigest()[:6])
+    assert CFG.key_dict() == d
+
+
+def test_torchvision_loader_trains_on_the_same_images(synthetic_root,
+                                                      store):
+    from aecore import data as fmnist
+    data = fmnist.load(synthetic_root)
+    cfg = replace(CFG, loader="torchvision", epochs=2)
+    seen = torch.cat([X for X, _ in fmnist.assignment_loader(
+        data, 64, torch.Generator().manual_seed(0))])
+    assert len(seen) == len(data.train)
+    # the same pixel values as the preloaded split, in another order
+    key = lambda X: sorted(map(tuple, X.flatten(1).tolist()))  # noqa: E731
+    assert key(seen) == key(data.train.X)
+    record = fit(cfg, data, store, "cpu")
+    assert record["history"][-1]["val_mse"] < \
+        record["history"][0]["val_mse"]
+    assert "torchvision" in cfg.name
 
 
 def test_denoiser_sees_noisy_inputs_and_clean_targets(tiny, store,
@@ -284,15 +326,17 @@ def test_classifier_never_sees_the_curve_subset(tiny, store, monkeypatch):
     assert n > 0 and not same.any()
 
 
-def test_run_key_names_the_classifier_weights(tiny, store):
-    a = train_mod.run_key(CFG, tiny.fingerprint, "a" * 64)
-    b = train_mod.run_key(CFG, tiny.fingerprint, "b" * 64)
-    assert a != b
+def test_run_key_names_the_classifier_key_and_weights(tiny):
+    clf = {"key": "k", "weights": {"sha256": "a" * 64}}
+    keys = {keys_mod.run_key(CFG, tiny.fingerprint, c) for c in (
+        clf, {**clf, "weights": {"sha256": "b" * 64}},
+        {**clf, "key": "other"}, None)}
+    assert len(keys) == 4
 
 
 def test_result_changing_code_is_hashed():
     """Every aecore module that training imports, directly or not, is in
-    the results key, or declared not to change numbers."""
+    the results key, or declared to enter it by value or not at all."""
     import ast
     from pathlib import Path
     here = Path(train_mod.__file__).parent
@@ -307,12 +351,52 @@ def test_result_changing_code_is_hashed():
                 else:
                     deps.update(a.name for a in node.names)
         graph[path.stem] = deps
-    seen, todo = set(), ["train", "runs"]
+    seen, todo = set(), ["train"]
     while todo:
         name = todo.pop()
         if name not in seen:
             seen.add(name)
             todo += graph.get(name, ())
-    declared = set(results_mod.TRAINING_MODULES) | set(
-        results_mod.NOT_RESULT_CHANGING)
+    declared = set(keys_mod.NUMERIC_MODULES) | set(
+        keys_mod.OUTSIDE_THE_KEY)
     assert seen == declared, seen ^ declared
+
+
+def _key_with(tmp_path, module, edit):
+    """The code version of a copy of aecore with `edit` applied to
+    `module`'s source."""
+    import shutil
+    from pathlib import Path
+    here = Path(train_mod.__file__).parent
+    copy = tmp_path / "aecore"
+    shutil.copytree(here, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    path = copy / f"{module}.py"
+    path.write_text(edit(path.read_text()))
+    return keys_mod.code_version.__wrapped__(
+        keys_mod.NUMERIC_MODULES, root=copy)
+
+
+@pytest.mark.parametrize("module, edit", [
+    ("runtime", lambda s: s.replace("line += f\" recog", "line += f\" rec")),
+    ("describe", lambda s: s + "\n\ndef helper():\n    return 1\n"),
+    ("runs", lambda s: s + "\n\nX = 1\n"),
+    ("results", lambda s: s + "\n\nX = 1\n"),
+    ("config", lambda s: s.replace("must be a positive integer",
+                                   "must be an integer >= 1")),
+    ("train", lambda s: s.replace("def fit(", "def fit(  # comment\n")),
+])
+def test_edits_that_change_no_number_keep_the_key(tmp_path, module, edit):
+    assert _key_with(tmp_path, module, edit) == keys_mod.code_version()
+
+
+@pytest.mark.parametrize("module, edit", [
+    ("train", lambda s: s.replace("s.opt.zero_grad(set_to_none=True)",
+                                  "s.opt.zero_grad(set_to_none=False)")),
+    ("models", lambda s: s.replace("nn.Tanh()", "nn.Sigmoid()", 1)),
+    ("metrics", lambda s: s.replace("PIXEL_TOLERANCE = 0.1",
+                                    "PIXEL_TOLERANCE = 0.2")),
+    ("data", lambda s: s.replace("VAL_SIZE = 6000", "VAL_SIZE = 5000")),
+])
+def test_edits_that_can_change_a_number_change_the_key(tmp_path, module,
+                                                       edit):
+    assert _key_with(tmp_path, module, edit) != keys_mod.code_version()
