@@ -575,3 +575,22 @@ def test_ignored_or_absurd_options_are_refused(args, word, capsys):
 def test_an_empty_results_path_is_refused(tmp_path, capsys):
     assert main(["list", "--results", ""]) == 1
     assert "empty" in capsys.readouterr().err
+
+
+def test_two_trains_of_one_config_train_it_once(synthetic_root, tmp_path):
+    """The second waits for the first's lock, then serves its result."""
+    cmd = [sys.executable, "-m", "aecore", "train", "--arch", "shallow",
+           "--epochs", "3", "--batch-size", "64", "--device", "cpu",
+           "--precision", "fp32", "--data", str(synthetic_root),
+           "--results", str(tmp_path)]
+    env = {**os.environ, "AECORE_DOWNLOAD": "0"}
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    trained = [out for out, _ in outs if "result, training" in out]
+    assert len(trained) == 1, outs
+    folder, = tmp_path.glob("shallow-relu-z64-e3-b64-s0-*")
+    assert len(json.loads((folder / "result.json").read_text())[
+        "history"]) == 3
