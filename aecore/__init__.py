@@ -19,8 +19,8 @@ perf.tune_allocator()
 _MODULES = {"analysis", "baselines", "bench", "benchtables", "checkpoints",
             "classifier", "config", "data", "describe", "facts", "files",
             "keys", "metrics", "models", "parallel", "plan", "plots",
-            "probes", "report", "results", "runs", "runtime", "text",
-            "train"}
+            "probes", "report", "results", "runs", "runtime", "studies",
+            "text", "train"}
 _NAMES = {"Store": "results", "Run": "runs", "load_or_train": "runs",
           "TrainConfig": "config", "fit": "train", "pick_device": "runtime"}
 

@@ -15,12 +15,11 @@ trains or changes a stored result.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-from . import metrics, plan
-from .baselines import PCA
-
-PCA_COMPONENTS = (2, 4, 8, 16, 32, 64, 128, 256)
+from . import metrics
 
 
 @torch.inference_mode()
@@ -176,17 +175,21 @@ def reconstruction_stats(model, classifier, X: torch.Tensor) -> dict:
     scale; the reference classifier's labels for the outputs and for the
     inputs; the share of the squared error on the tenth of pixels with the
     largest local gradient of the input (edges) and on the background
-    (input at -1), the background's share of pixels; and the rank
-    correlation between an image's MSE and its mean local gradient."""
-    from . import metrics
+    (input at -1), and the background's share of pixels, all over the
+    full 28 x 28 image; and the rank correlation between an image's MSE
+    and its mean local gradient."""
     X_hat = metrics.reconstruct(model, X)
     err = metrics.per_image_mse(X_hat, X)
-    gx = (X[..., :, 1:] - X[..., :, :-1]).abs()[..., :-1, :]
-    gy = (X[..., 1:, :] - X[..., :-1, :]).abs()[..., :, :-1]
+    # the gradient needs a right and a lower neighbour: pixels of the last
+    # row and column get that of their left / upper neighbour
+    gx = (X[..., :, 1:] - X[..., :, :-1]).abs()
+    gy = (X[..., 1:, :] - X[..., :-1, :]).abs()
+    gx = torch.cat([gx, gx[..., :, -1:]], -1)
+    gy = torch.cat([gy, gy[..., -1:, :]], -2)
     grad = (gx + gy).flatten(1)
-    sq = ((X_hat - X) / 2).pow(2)[..., :-1, :-1].flatten(1)
+    sq = ((X_hat - X) / 2).pow(2).flatten(1)
     top = grad >= torch.quantile(grad.float(), 0.9)
-    bg = (X[..., :-1, :-1] == -1).flatten(1)
+    bg = (X == -1).flatten(1)
 
     def rank(v):
         return v.argsort().argsort().double()
@@ -200,114 +203,64 @@ def reconstruction_stats(model, classifier, X: torch.Tensor) -> dict:
             "rho_detail": rho[0, 1].item()}
 
 
-# -- cached measurements of stored models, for the chapters (`book` is a
-# `report.Book`: it serves the runs, the classifier and the cache) -------
-
-def probes(book) -> dict:
-    """Test accuracy of a linear probe and a 5-NN vote on the selected
-    model's codes, on PCA-64 and (linear only) on raw pixels; cached
-    (about half a minute to compute)."""
-    run = book.run(plan.selected("conv"))
-
-    def compute():
-        train, test = book.data.train, book.data.test
-        net = run.model()
-        pca = PCA.fit(train.X)
-        W = pca.components[:, :64].float()
-        feats = {
-            "conv AE code (64)": (metrics.encode(net, train.X),
-                                  metrics.encode(net, test.X)),
-            "PCA (64)": ((train.X.flatten(1) - pca.mean.float()) @ W,
-                         (test.X.flatten(1) - pca.mean.float()) @ W),
-            "raw pixels (784)": (train.X.flatten(1), test.X.flatten(1)),
-        }
-        return {
-            "linear": {k: linear_probe(a, train.y, b, test.y)
-                       for k, (a, b) in feats.items()},
-            "knn": {k: knn_accuracy(a, train.y, b, test.y)
-                    for k, (a, b) in feats.items() if "784" not in k}}
-
-    return book.cached("probes", [run], compute)
+def paired_drop(ok_before: torch.Tensor, ok_after: torch.Tensor):
+    """(drop, standard error) of an accuracy measured twice on the same
+    images (booleans per image: right before, right after): the drop in
+    share of images right, with the standard error for paired
+    proportions, sqrt(b + c - (b - c)^2 / n) / n, where b images turned
+    wrong and c turned right."""
+    n = len(ok_before)
+    b = int((ok_before & ~ok_after).sum())
+    c = int((~ok_before & ok_after).sum())
+    se = math.sqrt(max(b + c - (b - c) ** 2 / n, 0)) / n
+    return (b - c) / n, se
 
 
-def generation(book) -> dict:
-    """Sample quality of each VAE of the plan, in the reference
-    classifier's feature space: 10,000 samples from its prior
-    (generator seeded 0, VAEs in decreasing beta) against the 10,000
-    test images (Frechet distance, class histogram of the samples),
-    with its test MSE and KL; and two yardsticks against the test
-    images: 10,000 training images and the selected model's test
-    reconstructions. Cached (several seconds to compute)."""
-    vaes = book.runs(plan.vae_runs())
-    selected = book.run(plan.selected("conv"))
-    clf = book.classifier()
-
-    def compute():
-        X = book.data.test.X
-        test_feats = features(clf, X)
-        g = torch.Generator().manual_seed(0)
-        out = {}
-        for beta in sorted(vaes, reverse=True):
-            net = vaes[beta].model()
-            with torch.no_grad():
-                many = torch.cat([net.sample(1000, generator=g)
-                                  for _ in range(10)])
-            lab = metrics.predict(clf, many)
-            out[str(beta)] = {
-                "mse": vaes[beta].test["mse"],
-                "kl": vaes[beta].test["kl"],
-                "fd": frechet(features(clf, many),
-                                       test_feats),
-                "hist": (torch.bincount(lab, minlength=10)
-                         / len(lab)).tolist()}
-        train_feats = features(clf,
-                                        book.data.train.X[:10_000])
-        X_hat = metrics.reconstruct(selected.model(), X)
-        return {"vaes": out,
-                "fd_floor": frechet(train_feats, test_feats),
-                "fd_recon": frechet(
-                    features(clf, X_hat), test_feats)}
-
-    return book.cached("generation", [*vaes.values(), selected],
-                       compute)
+def per_class(y: torch.Tensor, err: torch.Tensor, y_in: torch.Tensor,
+              y_out: torch.Tensor) -> list[dict]:
+    """Per true class: mean MSE, the classifier's accuracy on inputs and
+    on outputs, and the paired drop with its standard error."""
+    rows = []
+    for c in range(int(y.max()) + 1):
+        m = y == c
+        ok_in, ok_out = y_in[m] == c, y_out[m] == c
+        drop, se = paired_drop(ok_in, ok_out)
+        rows.append({"mse": err[m].mean().item(),
+                     "acc_in": ok_in.float().mean().item(),
+                     "acc_out": ok_out.float().mean().item(),
+                     "drop": drop, "se": se})
+    return rows
 
 
-def pca_test(book) -> dict:
-    """PCA fitted to the training split, on the test split: every
-    metric at 64 components ("64", recognition by the reference
-    classifier) and the MSE at each number of components of
-    `PCA_COMPONENTS` ("mse"); cached."""
-    ks = list(PCA_COMPONENTS)
-    clf = book.classifier()
-
-    def compute():
-        pca = PCA.fit(book.data.train.X)
-        test = book.data.test
-        return {"64": pca.evaluate(test, 64, clf),
-                "mse": {str(k): pca.evaluate(test, k)["mse"]
-                        for k in ks}}
-
-    value = book.cached("pca-test", [], compute, extra={
-        "classifier": clf.record["weights"]["sha256"], "ks": ks})
-    return {"64": value["64"],
-            "mse": {int(k): v for k, v in value["mse"].items()}}
+def seed_difference(a, b) -> tuple[float, float]:
+    """(mean(a) - mean(b), its standard error) for two independent groups
+    of runs' values (Welch: sqrt(var_a / n_a + var_b / n_b))."""
+    a, b = torch.tensor(list(a), dtype=torch.float64), \
+        torch.tensor(list(b), dtype=torch.float64)
+    se = (a.var() / len(a) + b.var() / len(b)).sqrt().item()
+    return (a.mean() - b.mean()).item(), se
 
 
-def test_outputs(book, run) -> dict:
-    """`reconstruction_stats` of `run`'s model on the test
-    split, cached: per-image MSE (`err`) and the classifier's labels
-    for outputs and inputs (`y_out`, `y_in`) as tensors, and the
-    error-location shares and detail correlation as numbers."""
-    test = book.data.test
-    value = book.cached(
-        f"test-outputs-{run.name}", [run],
-        lambda: reconstruction_stats(
-            run.model(), book.classifier(), test.X))
-    out = dict(value)
-    out["err"] = torch.tensor(value["err"])
-    for k in ("y_out", "y_in"):
-        out[k] = torch.tensor(value[k])
-    return out
+def confusion(y: torch.Tensor, pred: torch.Tensor, n=10) -> torch.Tensor:
+    """Share of each true class (rows) given each label (columns)."""
+    m = torch.zeros(n, n)
+    m.index_put_((y, pred), torch.ones(len(y)), accumulate=True)
+    return m / m.sum(1, keepdim=True).clamp_min(1)
+
+
+def equivalent_k(mse: float, pca_mse: dict[int, float]) -> float:
+    """The number of PCA components whose test MSE equals `mse`,
+    interpolated linearly in log k and log MSE between the measured
+    component counts (inf beyond the largest, the smallest below it)."""
+    ks = sorted(pca_mse)
+    if mse >= pca_mse[ks[0]]:
+        return float(ks[0])
+    for lo, hi in zip(ks, ks[1:]):
+        if pca_mse[hi] <= mse:
+            a, b = math.log(pca_mse[lo]), math.log(pca_mse[hi])
+            t = (a - math.log(mse)) / (a - b)
+            return math.exp(math.log(lo) + t * (math.log(hi) - math.log(lo)))
+    return math.inf
 
 
 # -- baselines and generators of the "beyond" part --------------------------

@@ -77,3 +77,26 @@ def merge_free(rows: list[dict]) -> list[dict]:
             out.append({**r, "layer": " + ".join([*waiting, r["layer"]])})
             waiting = []
     return out
+
+
+WEIGHTED = ("Linear", "Conv2d", "ConvTranspose2d")
+
+
+def summary(model: nn.Module) -> dict:
+    """What a side-by-side table of designs shows: weight layers,
+    parameters, the share of them in fully connected layers, and the
+    forward FLOPs of one image."""
+    rows = layer_table(model)
+    params = n_params(model)
+    linear = sum(r["params"] for r in rows if r["layer"] == "Linear")
+    return {"weight_layers": sum(r["layer"] in WEIGHTED for r in rows),
+            "params": params, "linear_params": linear,
+            "linear_share": linear / params,
+            "flops": forward_flops(model)}
+
+
+def layer_rows(model: nn.Module, group=()) -> list[list[str]]:
+    """A model's layer table as printed: one row per learned layer with
+    the parameter-free layers that follow it, output shape, parameters."""
+    return [[r["layer"], "×".join(map(str, r["output"])), f"{r['params']:,}"]
+            for r in merge_free(layer_table(model, group))]

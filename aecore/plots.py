@@ -168,11 +168,13 @@ def compare(groups: dict[str, list], key="val_mse", ylabel=None,
 
 
 def pairs(X, X_hat, y, y_pred, errors=True, ncols=10,
-          row_names=("input", "output", "|error|"), mark=True):
+          row_names=("input", "output", "|error|"), mark=True,
+          error_max=None):
     """Blocks of (input, output[, |error|]) rows, `ncols` images wide, with
     the true label over each input and the classifier's over each output
     (red and marked "x" where it differs). Error maps share one colour
-    scale, 0 to ERROR_MAX on the [0, 1] pixel scale, with a colour bar.
+    scale, 0 to `error_max` (default ERROR_MAX) on the [0, 1] pixel
+    scale, with a colour bar.
     Each row is one image (`mosaic`), not one axes per garment."""
     per = 3 if errors else 2
     n = len(X)
@@ -197,7 +199,7 @@ def pairs(X, X_hat, y, y_pred, errors=True, ncols=10,
                 gaps[:, c * step:c * step + 28] = False
             err_image = row_axes[2].imshow(
                 np.ma.masked_array(err, gaps), cmap=err_cmap, vmin=0,
-                vmax=ERROR_MAX, interpolation="nearest")
+                vmax=error_max or ERROR_MAX, interpolation="nearest")
         for c, j in enumerate(cols):
             wrong = mark and y_pred[j] != y[j]
             for ax, text, style in (

@@ -9,7 +9,7 @@ from functools import cached_property
 
 import torch
 
-from . import analysis, describe, models, plan, runs
+from . import analysis, describe, models, plan, runs, studies
 from . import data as fmnist
 from .classifier import load_or_train as load_classifier
 from .errors import AecoreError
@@ -89,13 +89,15 @@ class Book:
         in results/cache/<name>.json and keyed on the runs it reads (and
         on `extra`, a JSON-able dict of anything else it depends on), the
         data, and the code of the modules that produce results and of
-        `analysis` and `baselines`. A stale or damaged entry is computed
-        again and replaced; nothing is served under another key."""
+        `analysis`, `baselines` and `studies`. A stale or damaged entry is
+        computed again and replaced; nothing is served under another
+        key."""
         from .results import NUMERIC_MODULES, atomic_save_json, make_key
         key = make_key({"name": name, **({"extra": extra} if extra else {}),
                         "runs": [r.record["key"] for r in runs_]},
                        self.data.fingerprint,
-                       NUMERIC_MODULES + ("analysis", "baselines"))
+                       NUMERIC_MODULES
+                       + ("analysis", "baselines", "studies"))
         path = self.store.root / "cache" / f"{name}.json"
         try:
             entry = json.loads(path.read_text())
@@ -152,29 +154,50 @@ def seconds_per_epoch(run: Run) -> float:
 # -- what the chapters that only print numbers read (see `facts`) ----------
 
 def preface_facts(book: Book) -> dict:
-    """The preface's headline table: each design at its own activation
-    (`test_summary` over three seeds)."""
-    return {"summary": {a: test_summary(rs)
-                        for a, rs in book.runs(plan.selected_runs()).items()}}
+    """The answers at a glance: the selected model trained the
+    assignment's way (`plan.final`), and the three designs at equal
+    epochs with the selected activation (`test_summary`, three seeds)."""
+    final = book.run(plan.final())
+    main = book.runs(plan.main_runs())
+    act = plan.DEFAULT_ACT["conv"]
+    return {
+        "final": final.test, "epochs": final.config.epochs,
+        "batch": final.config.batch_size, "activation": ACT_LABELS[act],
+        "classifier_acc": book.classifier().record["test_acc"],
+        "equal": {a: test_summary(main[(a, act)]) for a in plan.ARCHS},
+        "epochs_equal": plan.EPOCHS,
+        # the design with the lowest mean test MSE under each activation
+        "best": {x: min(plan.ARCHS, key=lambda a: statistics.fmean(
+            r.test["mse"] for r in main[(a, x)])) for x in plan.PAIR},
+    }
 
 
 def conclusions_facts(book: Book) -> dict:
     """Every number the conclusions print."""
-    summary = {k: test_summary(rs)
-               for k, rs in book.runs(plan.main_runs()).items()}
-    order = sorted(summary, key=lambda k: summary[k]["mse"][0])
-    one = book.runs(plan.one_class_runs())
+    final = book.run(plan.final())
+    pca = studies.pca_test(book)
     return {
-        "ranking": " < ".join(f"{LABELS[a]} ({ACT_LABELS[x]})"
-                              for a, x in order),
-        "conv": summary[("conv", plan.DEFAULT_ACT["conv"])],
-        "deep": summary[("deep", plan.DEFAULT_ACT["deep"])],
-        "pca64_mse": analysis.pca_test(book)["64"]["mse"],
-        "tf_mse": book.run(plan.tutorial_dense()).test["mse"],
-        "strong_mse": book.run(plan.strong_run()).test["mse"],
-        "probe_acc": analysis.probes(book)["linear"]["conv AE code (64)"],
-        "mean_auroc": statistics.fmean(r.test["auroc"]
-                                       for r in one.values()),
-        "epochs": plan.EPOCHS,
+        "final_mse": final.test["mse"],
+        "pca64_mse": pca["64"]["mse"],
+        "pca_k": analysis.equivalent_k(final.test["mse"], pca["mse"]),
+        "epochs": plan.EPOCHS, "final_epochs": final.config.epochs,
+        # mean test MSE of the deep MLP over the shallow one's, per activation
+        "deep_over_shallow": {x: statistics.fmean(
+            r.test["mse"] for r in book.runs(plan.main_runs())[("deep", x)])
+            / statistics.fmean(r.test["mse"] for r in
+                               book.runs(plan.main_runs())[("shallow", x)])
+            for x in plan.PAIR},
         "plan_minutes": book.plan_minutes("report"),
     }
+
+
+def layer_markdown(model, group=()):
+    """A model's layers as a Markdown table (`describe.layer_rows`)."""
+    return markdown_table(["layer", "output shape", "parameters"],
+                          describe.layer_rows(model, group))
+
+
+def final_epoch(runs: list[Run]) -> dict:
+    """The last epoch's history row, averaged over seeds."""
+    rows = [r.history[-1] for r in runs]
+    return {k: statistics.fmean(row[k] for row in rows) for k in rows[0]}

@@ -14,7 +14,7 @@ from IPython.display import Markdown
 LABELS = {"shallow": "Shallow MLP", "deep": "Deep MLP",
           "conv": "Conv AE", "resconv": "Residual conv AE",
           "vae": "Conv VAE", "tf-dense": "TF tutorial dense",
-          "tf-denoiser": "TF tutorial denoiser"}
+          "tf-denoiser": "TF tutorial denoiser", "denoiser": "Wide denoiser"}
 ACT_LABELS = {"relu": "ReLU", "gelu": "GELU", "sigmoid": "Sigmoid",
               "tanh": "Tanh", "silu": "SiLU"}
 METRIC_NAMES = {

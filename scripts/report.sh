@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Set up the environment, train every stored result the book needs that is
-# missing or stale, then render the book with Quarto: HTML and a PDF via
-# LaTeX, into _book/. Extra arguments go to `quarto render`, e.g.
-# `bash scripts/report.sh --to html`.
+# missing or stale, then render with Quarto: the whole book as HTML into
+# _book/ (`quarto render`), then the submitted report as a PDF via LaTeX
+# (`quarto render --profile report --to pdf`, into _report/), copied to
+# _book/ beside the HTML. `bash scripts/report.sh html` renders the HTML
+# only, `bash scripts/report.sh pdf` the PDF only.
 source "$(dirname "$0")/env.sh"
 python -m aecore train-all --plan book
 
@@ -30,15 +32,26 @@ if [ -d _freeze ] && [ "$(cat _freeze/.aecore-stamp 2>/dev/null)" != "$stamp" ];
   rm -rf _freeze
 fi
 
+what=${1:-both}
+case "$what" in both|html|pdf) ;; *)
+  echo "report.sh: unknown argument '$what': use html, pdf or nothing (both)" >&2
+  exit 2;; esac
 status=0
-if [ $# -eq 0 ] && ! command -v lualatex >/dev/null 2>&1 \
+if [ "$what" != html ] && ! command -v lualatex >/dev/null 2>&1 \
    && ! command -v xelatex >/dev/null 2>&1 && ! command -v pdflatex >/dev/null 2>&1 \
    && [ ! -d "$HOME/.TinyTeX" ]; then
   echo "report.sh: no TeX installation, so only the HTML is rendered." \
        "For the PDF run \`quarto install tinytex\` once, then this command again." >&2
-  set -- --to html
+  what=html
   status=1
 fi
-quarto render "$@"
+# The HTML first: rendering _book/ clears it.
+if [ "$what" != pdf ]; then
+  quarto render
+fi
+if [ "$what" != html ]; then
+  quarto render --profile report --to pdf
+  mkdir -p _book && cp _report/*.pdf _book/
+fi
 mkdir -p _freeze && echo "$stamp" > _freeze/.aecore-stamp
 exit $status

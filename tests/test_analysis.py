@@ -189,3 +189,74 @@ def test_raw_pixel_knn_score_ranks_outliers_first():
     score = metrics.knn_distances(test, train, k=5).mean(1)
     outlier = torch.arange(100) >= 50
     assert metrics.auroc(score, outlier) == 1.0
+
+
+def test_paired_drop_counts_only_images_that_changed():
+    before = torch.tensor([True] * 80 + [False] * 20)
+    after = before.clone()
+    after[:10] = False            # 10 turned wrong
+    after[80:85] = True           # 5 turned right
+    drop, se = analysis.paired_drop(before, after)
+    assert drop == pytest.approx(0.05)
+    n, b, c = 100, 10, 5
+    assert se == pytest.approx((b + c - (b - c) ** 2 / n) ** 0.5 / n)
+    assert analysis.paired_drop(before, before) == (0.0, 0.0)
+
+
+def test_per_class_rows_match_a_hand_count():
+    y = torch.tensor([0, 0, 1, 1])
+    err = torch.tensor([1.0, 3.0, 2.0, 2.0])
+    y_in = torch.tensor([0, 0, 1, 0])
+    y_out = torch.tensor([0, 1, 1, 1])
+    rows = analysis.per_class(y, err, y_in, y_out)
+    assert [r["mse"] for r in rows] == [2.0, 2.0]
+    assert rows[0]["acc_in"] == 1.0 and rows[0]["acc_out"] == 0.5
+    assert rows[0]["drop"] == 0.5
+    assert rows[1]["acc_in"] == 0.5 and rows[1]["acc_out"] == 1.0
+    assert rows[1]["drop"] == -0.5
+
+
+def test_confusion_rows_are_shares_of_each_true_class():
+    y = torch.tensor([0, 0, 0, 1])
+    pred = torch.tensor([0, 1, 1, 1])
+    m = analysis.confusion(y, pred, n=3)
+    assert torch.allclose(m[0], torch.tensor([1 / 3, 2 / 3, 0]))
+    assert torch.allclose(m[1], torch.tensor([0.0, 1.0, 0.0]))
+    assert m[2].sum() == 0          # a class never seen: a row of zeros
+
+
+def test_equivalent_k_interpolates_a_power_law_exactly():
+    pca = {k: 0.1 * k ** -0.5 for k in (2, 4, 8, 16, 32)}
+    for k in (3.0, 6.0, 20.0):
+        assert analysis.equivalent_k(0.1 * k ** -0.5, pca) == \
+            pytest.approx(k)
+    assert analysis.equivalent_k(1.0, pca) == 2          # worse than all
+    assert analysis.equivalent_k(1e-6, pca) == float("inf")
+
+
+def test_seed_difference_is_welchs():
+    a, b = [1.0, 2.0, 3.0], [0.0, 0.0, 0.0, 0.0]
+    d, se = analysis.seed_difference(a, b)
+    assert d == pytest.approx(2.0)
+    assert se == pytest.approx((1.0 / 3) ** 0.5)
+
+
+def test_reconstruction_stats_count_the_whole_image():
+    """Background share and error shares are over all 28 x 28 pixels:
+    an error only in the last row is found."""
+    class Shift(torch.nn.Module):
+        def forward(self, x):
+            out = x.clone()
+            out[..., -1, :] = 1.0          # error only in the last row
+            return out
+
+    class Clf(torch.nn.Module):
+        def forward(self, x):
+            return torch.zeros(len(x), 10)
+
+    X = -torch.ones(4, 1, 28, 28)
+    X[:, :, 5:20, 5:20] = 0.5
+    stats = analysis.reconstruction_stats(Shift(), Clf(), X)
+    bg = (X == -1).float().mean().item()
+    assert stats["bg_pixels"] == pytest.approx(bg)
+    assert stats["bg_share"] == pytest.approx(1.0)   # all of it on the border

@@ -23,8 +23,22 @@ from aecore import plan, runs
 from aecore.results import Store
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG = yaml.safe_load((ROOT / "_quarto.yml").read_text())
-CHAPTERS = CONFIG["book"]["chapters"] + CONFIG["book"].get("appendices", [])
+CONFIG = yaml.safe_load((ROOT / "_quarto-book.yml").read_text())
+REPORT = yaml.safe_load((ROOT / "_quarto-report.yml").read_text())
+
+
+def chapter_files(entries) -> list[str]:
+    """Chapter files of a `book: chapters:` list, parts flattened."""
+    out = []
+    for entry in entries:
+        out += chapter_files(entry["chapters"]) if isinstance(entry, dict) \
+            else [entry]
+    return out
+
+
+CHAPTERS = chapter_files(CONFIG["book"]["chapters"]
+                         + CONFIG["book"].get("appendices", []))
+REPORT_CHAPTERS = chapter_files(REPORT["book"]["chapters"])
 QMD = [c for c in CHAPTERS if c.endswith(".qmd")]
 CELL = re.compile(r"^```\{python\}[^\n]*\n(.*?)^```\s*$", re.S | re.M)
 FENCE = re.compile(r"^```.*?^```\s*$", re.S | re.M)
@@ -107,6 +121,39 @@ def test_every_reference_has_a_label():
     for chapter in QMD:
         for ref in REF.findall(prose(text(chapter))):
             assert ref in known, f"{chapter}: @{ref} has no label"
+
+
+HTML_WHEN = r'\{\.content-visible when-format="html"\}'
+HTML_ONLY = re.compile(     # [a span]{...} or a ::: {...} div
+    r'\[[^\[\]]*(?:\[[^\]]*\][^\[\]]*)*\]' + HTML_WHEN
+    + r'|^::: ' + HTML_WHEN + r'.*?^:::\s*$', re.S | re.M)
+
+
+def test_the_pdf_never_refers_to_what_it_leaves_out():
+    """The report (the PDF profile) leaves the part "Beyond the assignment"
+    out: its chapters refer there only inside HTML-only content."""
+    report = [c for c in REPORT_CHAPTERS if c.endswith(".qmd")]
+    assert set(report) < set(QMD)
+    known = set()
+    for chapter in report:
+        source = text(chapter)
+        for cell in CELL.findall(source):
+            known |= set(cell_labels(cell))
+        known |= set(SECTION.findall(source))
+    for chapter in report:
+        pdf_prose = HTML_ONLY.sub("", prose(text(chapter)))
+        for ref in REF.findall(pdf_prose):
+            assert ref in known, f"{chapter}: @{ref} is not in the PDF"
+
+
+def test_no_inline_expression_chooses_words():
+    """Prose is written by a person around computed numbers: an inline
+    expression never picks words with `if ... else` (a hidden cell
+    asserts the claim instead)."""
+    for chapter in QMD:
+        for expr in INLINE.findall(prose(text(chapter))):
+            assert not re.search(r"\bif\b.*\belse\b", expr), \
+                f"{chapter}: {expr}"
 
 
 def test_every_citation_is_in_references_bib():
@@ -200,3 +247,12 @@ def test_estimated_cost_orders_runs_by_work():
     assert est[plan.batch64_runs()["conv"].name] > conv
     # 20 epochs of 6,000 images against 10 of 54,000
     assert est[plan.one_class_runs()[0].name] < conv / 4
+
+
+def test_html_only_content_is_recognised():
+    """The guard of `test_the_pdf_never_refers_to_what_it_leaves_out`
+    sees spans and divs, and nothing else."""
+    source = ('a [see @sec-x]{.content-visible when-format="html"} b\n'
+              '::: {.content-visible when-format="html"}\n@sec-y\n:::\n'
+              'c @sec-z')
+    assert REF.findall(HTML_ONLY.sub("", source)) == ["sec-z"]

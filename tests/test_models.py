@@ -239,3 +239,16 @@ def test_tables_of_eight_columns_or_more_are_set_smaller_in_the_pdf():
     assert "{.whole .wide}" in wide and "{.whole}" in narrow
     assert wide.rstrip().endswith("{\\footnotesize}\\setlength"
                                   "{\\aetabcolsep}{4pt}\n```")
+
+
+def test_summary_counts_weight_layers_and_the_linear_share():
+    from aecore import describe
+    s = describe.summary(models.build("shallow"))
+    assert s["weight_layers"] == 4 and s["linear_share"] == 1.0
+    c = describe.summary(models.build("conv"))
+    assert c["weight_layers"] == 6
+    assert c["linear_params"] == 64 * 49 * 64 + 64 + 64 * 64 * 49 + 64 * 49
+    assert c["linear_share"] == pytest.approx(c["linear_params"]
+                                              / c["params"])
+    rows = describe.layer_rows(models.build("conv"))
+    assert sum(int(r[2].replace(",", "")) for r in rows) == c["params"]

@@ -27,7 +27,7 @@ from test_book import QMD, text
 
 ROOT = Path(__file__).resolve().parents[1]
 QUARTO = shutil.which("quarto")
-PDF_PAGES = (25, 70)     # the PDF's page count must lie in this range
+PDF_PAGES = (20, 30)     # the submitted PDF: at most 30 pages in all
 
 pytestmark = [
     pytest.mark.slow,
@@ -59,13 +59,17 @@ def book(tmp_path_factory):
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}"
                    f"{os.environ.get('PATH', '')}"}
     env.pop("AECORE_RESULTS", None)
-    proc = subprocess.run([QUARTO, "render"], cwd=dest, env=env,
-                          capture_output=True, text=True, timeout=1500)
-    log = proc.stdout + proc.stderr
-    (tmp_path_factory.getbasetemp() / "render.log").write_text(log)
-    assert proc.returncode == 0, log[-4000:]
+    log = ""
+    # as scripts/report.sh: the HTML book, then the report's PDF
+    for args in ([], ["--profile", "report", "--to", "pdf"]):
+        proc = subprocess.run([QUARTO, "render", *args], cwd=dest, env=env,
+                              capture_output=True, text=True, timeout=1500)
+        log += proc.stdout + proc.stderr
+        (tmp_path_factory.getbasetemp() / "render.log").write_text(log)
+        assert proc.returncode == 0, log[-4000:]
     out = dest / "_book"
-    pdfs = sorted(out.glob("*.pdf"))
+    assert not list(out.glob("*.pdf")), "the HTML profile made a PDF"
+    pdfs = sorted((dest / "_report").glob("*.pdf"))
     return {"log": log, "out": out, "pdfs": pdfs,
             "html": {p.relative_to(out).as_posix(): p.read_text()
                      for p in out.rglob("*.html")}}
@@ -92,9 +96,22 @@ def test_render_is_clean(book):
     assert not warnings, "\n".join(warnings)
 
 
-def test_one_pdf_of_plausible_length(book):
+def test_the_pdf_is_the_report_in_the_assignments_order(book):
+    """One PDF of at most 30 pages: the chapters that answer the
+    assignment, in its order, and none of the part "Beyond the
+    assignment", which only the HTML book holds."""
     assert len(book["pdfs"]) == 1, book["pdfs"]
-    assert PDF_PAGES[0] <= page_count(book["pdfs"][0]) <= PDF_PAGES[1]
+    pdf = book["pdfs"][0]
+    assert PDF_PAGES[0] <= page_count(pdf) <= PDF_PAGES[1]
+    body = " ".join(pdf_text(pdf).split())
+    toc_end = body.index("References", body.index("Table of contents"))
+    at = [body.index(f"{n} {title}", toc_end) for n, title in enumerate(
+        ("Data", "Architectures", "Training", "Selecting an architecture",
+         "New clothes", "Conclusions"), 1)]
+    assert at == sorted(at)
+    assert "Beyond the assignment" not in body[:toc_end]
+    assert any("Beyond the assignment" in page
+               for page in book["html"].values())
 
 
 def test_every_figure_is_in_the_html_and_scales(book):
