@@ -241,6 +241,15 @@ def seed_difference(a, b) -> tuple[float, float]:
     return (a.mean() - b.mean()).item(), se
 
 
+def lost_to(y: torch.Tensor, y_in: torch.Tensor, y_out: torch.Tensor,
+            c: int) -> int:
+    """The label the classifier gives most often to the reconstructions
+    of class-`c` images it recognised in the original and not after."""
+    lost = (y == c) & (y_in == c) & (y_out != c)
+    return int(torch.bincount(y_out[lost], minlength=int(y.max()) + 1)
+               .argmax())
+
+
 def confusion(y: torch.Tensor, pred: torch.Tensor, n=10) -> torch.Tensor:
     """Share of each true class (rows) given each label (columns)."""
     m = torch.zeros(n, n)

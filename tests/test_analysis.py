@@ -260,3 +260,10 @@ def test_reconstruction_stats_count_the_whole_image():
     bg = (X == -1).float().mean().item()
     assert stats["bg_pixels"] == pytest.approx(bg)
     assert stats["bg_share"] == pytest.approx(1.0)   # all of it on the border
+
+
+def test_lost_to_names_where_lost_images_went():
+    y = torch.tensor([0, 0, 0, 0, 1])
+    y_in = torch.tensor([0, 0, 0, 1, 1])
+    y_out = torch.tensor([2, 2, 1, 2, 1])     # the last 0 was never right
+    assert analysis.lost_to(y, y_in, y_out, 0) == 2

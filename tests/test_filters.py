@@ -47,9 +47,9 @@ def test_a_whole_table_becomes_a_tabular_with_pandocs_cells():
     assert body.index("\\toprule") < body.index("name") \
         < body.index("\\midrule") < body.index("z\\_1") \
         < body.index("\\bottomrule")
-    # set in the book's table size (the macros come from _quarto.yml)
+    # set in the book's table size (macros from the PDF profile)
     assert tex.count("{\\aetablesize") == 1
-    assert "\\aetablesize" in (ROOT / "_quarto.yml").read_text()
+    assert "\\aetablesize" in (ROOT / "_quarto-report.yml").read_text()
 
 
 def test_a_wide_whole_table_spreads_over_the_text_width():
