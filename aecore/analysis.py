@@ -242,12 +242,14 @@ def seed_difference(a, b) -> tuple[float, float]:
 
 
 def lost_to(y: torch.Tensor, y_in: torch.Tensor, y_out: torch.Tensor,
-            c: int) -> int:
-    """The label the classifier gives most often to the reconstructions
-    of class-`c` images it recognised in the original and not after."""
+            c: int, n: int = 2) -> list[tuple[int, int]]:
+    """Where the reconstructions of class-`c` images went that the
+    classifier recognised in the original and not after: the `n` labels
+    it gives them most often, as (label, count), most frequent first."""
     lost = (y == c) & (y_in == c) & (y_out != c)
-    return int(torch.bincount(y_out[lost], minlength=int(y.max()) + 1)
-               .argmax())
+    counts = torch.bincount(y_out[lost], minlength=int(y.max()) + 1)
+    top = counts.argsort(descending=True, stable=True)[:n]
+    return [(int(k), int(counts[k])) for k in top if counts[k] > 0]
 
 
 def confusion(y: torch.Tensor, pred: torch.Tensor, n=10) -> torch.Tensor:

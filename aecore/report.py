@@ -28,6 +28,16 @@ from .text import (  # noqa: F401  (the chapters use them as ae.report.*)
 )
 
 
+def flat(configs) -> list:
+    """The configs of a nested dict, list or tuple (as `Book.runs`
+    takes them), in order."""
+    if isinstance(configs, dict):
+        configs = list(configs.values())
+    if isinstance(configs, (list, tuple)):
+        return [c for v in configs for c in flat(v)]
+    return [configs]
+
+
 class Book:
     """The stored results the book reads, loaded once per chapter. It
     never trains: a missing, stale or damaged result stops the chapter
@@ -75,13 +85,15 @@ class Book:
                 f"--plan {name}` writes it (it trains only what is missing)")
         return record
 
-    def plan_minutes(self, name="book") -> float:
+    def plan_minutes(self, name="book", configs=None) -> float:
         """Wall minutes of a whole plan from its stored runs' times
         (training, per-epoch evaluation and test evaluation), scheduled
         as `train-all` schedules them: longest first, as many at once as
-        the stored plan record's `jobs` (`plan.schedule`)."""
+        the stored plan record's `jobs` (`plan.schedule`). `configs`
+        (nested as `runs` takes them) times a part of the plan alone."""
+        configs = plan.get(name) if configs is None else configs
         walls = {c.name: self.run(c).record["wall_seconds"]
-                 for c in plan.get(name)}
+                 for c in flat(configs)}
         return plan.schedule(walls, self.plan_record(name)["jobs"])[1] / 60
 
     def cached(self, name: str, runs_: list[Run], compute, extra=None):
@@ -176,17 +188,22 @@ def conclusions_facts(book: Book) -> dict:
     """Every number the conclusions print."""
     final = book.run(plan.final())
     pca = studies.pca_test(book)
+    main = book.runs(plan.main_runs())
+
+    def mean_mse(runs):
+        return statistics.fmean(r.test["mse"] for r in runs)
+
     return {
         "final_mse": final.test["mse"],
         "pca64_mse": pca["64"]["mse"],
         "pca_k": analysis.equivalent_k(final.test["mse"], pca["mse"]),
+        "pca_ks": [min(map(int, pca["mse"])), max(map(int, pca["mse"]))],
         "epochs": plan.EPOCHS, "final_epochs": final.config.epochs,
         # mean test MSE of the deep MLP over the shallow one's, per activation
-        "deep_over_shallow": {x: statistics.fmean(
-            r.test["mse"] for r in book.runs(plan.main_runs())[("deep", x)])
-            / statistics.fmean(r.test["mse"] for r in
-                               book.runs(plan.main_runs())[("shallow", x)])
-            for x in plan.PAIR},
+        "deep_over_shallow": {x: mean_mse(main[("deep", x)])
+                              / mean_mse(main[("shallow", x)])
+                              for x in plan.PAIR},
+        "plan_runs": len(plan.get("report")),
         "plan_minutes": book.plan_minutes("report"),
     }
 

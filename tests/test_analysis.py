@@ -265,5 +265,7 @@ def test_reconstruction_stats_count_the_whole_image():
 def test_lost_to_names_where_lost_images_went():
     y = torch.tensor([0, 0, 0, 0, 1])
     y_in = torch.tensor([0, 0, 0, 1, 1])
-    y_out = torch.tensor([2, 2, 1, 2, 1])     # the last 0 was never right
-    assert analysis.lost_to(y, y_in, y_out, 0) == 2
+    y_out = torch.tensor([2, 2, 1, 2, 1])     # the fourth 0 was never right
+    assert analysis.lost_to(y, y_in, y_out, 0) == [(2, 2), (1, 1)]
+    assert analysis.lost_to(y, y_in, y_out, 0, n=1) == [(2, 2)]
+    assert analysis.lost_to(y, y_in, y_out, 1) == []   # none lost

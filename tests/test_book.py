@@ -153,6 +153,17 @@ def test_no_inline_expression_chooses_words():
                 f"{chapter}: {expr}"
 
 
+def test_no_line_starts_as_an_example_list_item():
+    """Pandoc reads a line that starts with `(@label)` and a space as an
+    item of a numbered example list, and every later `@label` in the
+    book as that item's number: a wrapped cross-reference must not open
+    a line."""
+    for chapter in QMD:
+        for line in prose(text(chapter)).splitlines():
+            assert not re.match(r"\s*\(@[\w:-]*\)(\s|$)", line), \
+                f"{chapter}: {line.strip()}"
+
+
 def test_every_citation_is_in_references_bib():
     bib = (ROOT / "references.bib").read_text()
     keys = set(re.findall(r"@\w+\{([^,]+),", bib))
