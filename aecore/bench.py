@@ -366,6 +366,8 @@ def output_path(args, device: torch.device) -> Path:
     if args.out:
         return Path(args.out)
     name = f"smoke-{device.type}" if args.smoke else device.type
+    if getattr(args, "peer", False):
+        name = f"peer-{name}"
     return results_root(args.results) / "bench" / f"{name}.json"
 
 
@@ -388,10 +390,34 @@ def main(args) -> dict:
     device = pick_device(args.device)
     out = output_path(args, device)
     check_output(out)
+    if getattr(args, "peer", False):
+        return peer_main(args, device, out)
     data = fmnist.load(args.data, device)   # data errors before slow work
     result = run(data, args.data, device, Settings.from_args(args))
     atomic_save_json(out, result)
     from .benchtables import report
     print(report(result))
     print(f"\nwritten to {out}")
+    return result
+
+
+def peer_main(args, device: torch.device, out: Path) -> dict:
+    """`bench --peer`: TensorFlow's tutorial models beside aecore's
+    rebuilds (`peer.measure`); `--smoke` makes it one short setting."""
+    from . import peer
+    from .benchtables import peer_report
+    if device.type != "cpu":
+        raise AecoreError("bench --peer compares CPU training; run it "
+                          "with --device cpu")
+    fmnist.load(args.data)                   # data errors before slow work
+    options = (dict(batches=(256,), threads=[1], images=1000, epochs=2,
+                    repeats=1, load=False) if args.smoke
+               else dict(repeats=args.repeats))
+    result = peer.measure(args.data, log=log, **options)
+    result["hardware"] = hardware(device)
+    if "skipped" not in result:
+        atomic_save_json(out, result)
+    print(peer_report(result))
+    if "skipped" not in result:
+        print(f"\nwritten to {out}")
     return result

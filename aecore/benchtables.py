@@ -195,3 +195,30 @@ def table(result: dict) -> str:
     time-to-quality table."""
     return "\n\n".join([markdown(speed_rows(result)),
                         markdown(quality_rows(result))])
+
+
+def peer_rows(result: dict, key="rows") -> list[list[str]]:
+    """TensorFlow's tutorial models against aecore's rebuilds
+    (`peer.measure`): s/epoch per setting and their ratio."""
+    rows = [["model", "batch", "threads", "TensorFlow s/epoch",
+             "aecore s/epoch", "TF / aecore"]]
+    for r in result[key]:
+        rows.append([r["model"], str(r["batch"]), str(r["threads"]),
+                     fmt_num(r["tensorflow_s"]), fmt_num(r["aecore_s"]),
+                     f"{r['ratio']:.2f}"])
+    return rows
+
+
+def peer_report(result: dict) -> str:
+    """The terminal report of `bench --peer`."""
+    if "skipped" in result:
+        return result["skipped"]
+    lines = [f"TensorFlow {result['tensorflow']} against aecore, "
+             f"{result['images']:,} images per epoch (s/epoch scaled to "
+             f"60,000), {result['repeats']} processes each, taking turns:",
+             fixed_width(peer_rows(result))]
+    if result["under_load"]:
+        lines += ["", "beside a CPU-bound process (TensorFlow on every "
+                  "core, aecore with --threads auto):",
+                  fixed_width(peer_rows(result, "under_load"))]
+    return "\n".join(lines)

@@ -156,8 +156,13 @@ def build_parser():
     p.add_argument("--smoke", action="store_true",
                    help="one short epoch on a small subset, to prove it runs")
     p.add_argument("--repeats", type=positive, default=3)
+    p.add_argument("--peer", action="store_true",
+                   help="only TensorFlow's tutorial models beside aecore's "
+                   "rebuilds (see aecore.peer; needs TensorFlow: pip "
+                   "install -e '.[peer]')")
     p.add_argument("--out", help="JSON file to write (default: "
-                   "results/bench/<device>.json)")
+                   "results/bench/<device>.json, peer-<device>.json "
+                   "with --peer)")
     common(p)
     return parser
 

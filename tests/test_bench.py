@@ -138,3 +138,41 @@ def test_side_by_side_measures_one_run_against_one_per_core():
                             "2 runs, 1 thread: s/epoch each"]
     assert [r[0] for r in rows[1:]] == list(bench.COMPARED)
     assert benchtables.side_by_side_lines({}) == []
+
+
+def test_peer_without_tensorflow_says_so_and_writes_nothing(
+        synthetic_root, tmp_path, monkeypatch, capsys):
+    from aecore import peer
+    monkeypatch.setattr(peer, "peer_python", lambda: None)
+    out = tmp_path / "peer.json"
+    code = main(["bench", "--peer", "--smoke", "--data", str(synthetic_root),
+                 "--out", str(out), "--device", "cpu"])
+    assert code == 0
+    assert "TensorFlow is not installed" in capsys.readouterr().out
+    assert not out.exists()
+
+
+def test_peer_times_both_frameworks_and_stores_their_ratio(
+        synthetic_root, tmp_path, monkeypatch):
+    """A stand-in for TensorFlow's interpreter reports fixed epochs; the
+    aecore side trains for real, in its own process."""
+    fake = tmp_path / "fake-python"
+    fake.write_text('#!/bin/sh\nif [ "$1" = "-c" ]; then echo 9.9; '
+                    'else echo \'{"seconds": [7.0, 0.5, 0.5]}\'; fi\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("AECORE_PEER_PYTHON", str(fake))
+    out = tmp_path / "peer.json"
+    code = main(["bench", "--peer", "--smoke", "--data", str(synthetic_root),
+                 "--out", str(out), "--device", "cpu"])
+    assert code == 0
+    result = json.loads(out.read_text())
+    assert result["tensorflow"] == "9.9"
+    assert [(r["model"], r["batch"]) for r in result["rows"]] == [
+        ("tf-dense", 256), ("tf-denoiser", 256)]
+    for r in result["rows"]:
+        # the first epoch is left out; times scale to 60,000 images
+        assert r["tensorflow_s"] == pytest.approx(0.5 * 60_000
+                                                  / result["images"])
+        assert r["aecore_s"] > 0
+        assert r["ratio"] == pytest.approx(r["tensorflow_s"] / r["aecore_s"])
+    assert "TF / aecore" in benchtables.peer_report(result)
