@@ -41,7 +41,7 @@ MODELS = ("tf-dense", "tf-denoiser")
 BATCHES = (32, 64, 256)
 IMAGES = 12_000      # per epoch; times are scaled to 60,000
 EPOCHS = 3           # per process; the first is left out
-REPEATS = 2          # processes per framework and setting
+REPEATS = 3          # processes per framework and setting (bench --repeats)
 SCRIPT = Path(__file__).with_name("peer_tf.py")
 SKIPPED = ("TensorFlow is not installed, so the peer was not measured: "
            "pip install -e \".[peer]\", or name an interpreter that has it "
