@@ -99,6 +99,12 @@ def run_options(p):
                    help="auto (default): on a CPU, whichever a short "
                    "timed probe of this design finds faster (measured "
                    "once per machine), fp32 elsewhere")
+    p.add_argument("--compile", choices=("auto", "on", "off"),
+                   default="auto",
+                   help="torch.compile the training steps; auto (default): "
+                   "on a CPU, when a timed probe of this design (kept per "
+                   "machine) shows the run finishing sooner, its compile "
+                   "time counted")
     p.add_argument("--schedule", choices=config.SCHEDULES,
                    default=d.schedule)
     p.add_argument("--loader", choices=config.LOADERS, default=d.loader,
@@ -107,22 +113,38 @@ def run_options(p):
 
 
 def config_from(args) -> config.TrainConfig:
-    """The run the options name, checked by `TrainConfig.resolved`."""
-    auto = args.precision == "auto"
-    cfg = config.TrainConfig(
+    """The run the options name, checked by `TrainConfig.resolved`; an
+    `auto` precision or compile stays fp32 or off until `measured`."""
+    return config.TrainConfig(
         arch=args.arch, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, code_size=args.code_size, activation=args.activation,
         seed=args.seed, beta=args.beta, noise=args.noise,
         fresh_noise=not args.fixed_noise, normal_class=args.normal_class,
-        precision="fp32" if auto else args.precision,
-        schedule=args.schedule, loader=args.loader).resolved()
-    if auto:                           # measured only for a valid config
-        from dataclasses import replace
+        precision="fp32" if args.precision == "auto" else args.precision,
+        schedule=args.schedule, loader=args.loader,
+        compile=args.compile == "on").resolved()
 
-        from .perf import auto_precision
-        from .runtime import log, pick_device
-        cfg = replace(cfg, precision=auto_precision(
-            pick_device(args.device), cfg.arch, cfg.batch_size, log=log))
+
+def measured(args, cfg: config.TrainConfig, data) -> config.TrainConfig:
+    """`cfg` with its `auto` precision and compile chosen by the timed
+    probes of `aecore.perf` (kept per machine): called once `data` has
+    loaded, so a missing file is reported before any probe runs."""
+    import math
+    from dataclasses import replace
+
+    from . import perf
+    from .runtime import log, pick_device
+    from .train import training_data
+    device = pick_device(args.device)
+    if args.precision == "auto":
+        cfg = replace(cfg, precision=perf.auto_precision(
+            device, cfg.arch, cfg.batch_size, log=log))
+    if args.compile == "auto":
+        steps = cfg.epochs * math.ceil(len(training_data(cfg, data).train)
+                                       / cfg.batch_size)
+        cfg = replace(cfg, compile=perf.auto_compile(
+            device, cfg.arch, cfg.batch_size, cfg.precision, steps,
+            log=log))
     return cfg
 
 
@@ -172,8 +194,9 @@ def cmd_train(args):
     from . import runs
     from .results import Store
     from .runtime import log, progress_wanted, set_threads, torch_note
-    cfg, store = args.config, Store(args.results)
+    store = Store(args.results)
     data = fmnist.load(args.data)
+    cfg = measured(args, args.config, data)
     run = None if args.force else runs.stored(cfg, data, store)
     if run is None:
         runs.prepare(cfg, store)        # before the classifier and epochs
@@ -212,8 +235,9 @@ def cmd_evaluate(args):
     from .results import Store
     from .runtime import pick_device, torch_note
     from .train import test_metrics, training_data
-    cfg, store = args.config, Store(args.results)
+    store = Store(args.results)
     data = fmnist.load(args.data)
+    cfg = measured(args, args.config, data)
     entry = runs.inspect(cfg, data, store)
     clf = runs.classifier_entry(data, store)
     if clf.status != "valid" and entry.status != "missing":
@@ -254,10 +278,13 @@ def cmd_list(args):
         if entry.status == "valid":
             note = torch_note(entry.record)
         print(f"{entry.status:8s} {name}{note}")
-    from .perf import measured_precisions
+    from .perf import describe_compile, measured_compiles, measured_precisions
     for design, precision in measured_precisions().items():
         print(f"precision auto on this machine, {design}: {precision} "
               "(measured)")
+    for design, probe in measured_compiles().items():
+        print(f"compile probe on this machine, {design}: "
+              f"{describe_compile(probe)}")
 
 
 def cmd_bench(args):

@@ -41,7 +41,7 @@ N_CLASSES = 10
 SEED_MAX = 2**32 - 1     # torch keeps 32 bits of a seed: larger ones alias
 # Fields added after results were first keyed: at their default they are
 # left out of the key and the name, so adding one retrains nothing.
-ADDED_LATER = ("loader",)
+ADDED_LATER = ("loader", "compile")
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,7 @@ class TrainConfig:
     precision: str = "fp32"          # "bf16": autocast
     schedule: str = "onecycle"       # or "constant" (the tutorials)
     loader: str = "tensor"           # or "torchvision" (see LOADERS)
+    compile: bool = False            # torch.compile the training step
 
     def resolved(self) -> TrainConfig:
         """Defaults filled in and every value checked; a value that would
@@ -111,6 +112,9 @@ class TrainConfig:
             if getattr(cfg, name) not in allowed:
                 raise ConfigError(f"unknown {name} {getattr(cfg, name)!r}; "
                                   f"choose from {', '.join(allowed)}")
+        if not isinstance(cfg.compile, bool):
+            raise ConfigError(f"compile must be true or false, got "
+                              f"{cfg.compile!r}")
         if cfg.loader == "torchvision" and (cfg.noise or cfg.normal_class
                                             is not None):
             raise ConfigError("the torchvision loader serves plain "
@@ -146,6 +150,8 @@ class TrainConfig:
             parts.append(c.schedule)
         if c.loader != "tensor":
             parts.append(c.loader)
+        if c.compile:
+            parts.append("compiled")
         blob = json.dumps(self.key_dict(), sort_keys=True).encode()
         return "-".join(parts) + "-" + hashlib.sha256(blob).hexdigest()[:6]
 

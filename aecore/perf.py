@@ -9,7 +9,9 @@ and MALLOC_TOP_PAD_ would do the same but only take effect at process
 start, so aecore calls `mallopt` itself.
 
 `--precision auto` is chosen by a timed probe per design and machine
-(`auto_precision`), never by the CPU's feature flags.
+(`auto_precision`), never by the CPU's feature flags; `--compile auto`
+likewise (`auto_compile`), with the compile time counted against the
+run's own number of steps.
 """
 
 from __future__ import annotations
@@ -68,10 +70,32 @@ PROBE_STEPS = 12          # timed steps per precision (after 3 untimed)
 PROBE_MARGIN = 1.05       # bf16 must be this much faster to be chosen
 
 
-def cache_path() -> Path:
-    """Where measured choices are kept: one file per user and machine."""
+def cache_path(kind: str = "precision") -> Path:
+    """Where measured choices of `kind` are kept: one file per user and
+    machine."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "aecore" / "precision.json"
+    return Path(base) / "aecore" / f"{kind}.json"
+
+
+def _read_cache(kind: str) -> dict:
+    import json
+    try:
+        known = json.loads(cache_path(kind).read_text())
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return known if isinstance(known, dict) else {}
+
+
+def _write_cache(kind: str, known: dict) -> None:
+    import json
+    path = cache_path(kind)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(known, indent=1))
+        os.replace(tmp, path)
+    except OSError:
+        pass                      # measured again next time
 
 
 def machine_tag() -> str:
@@ -128,16 +152,10 @@ def auto_precision(device, arch: str = "conv", batch_size: int = 256,
     at least `PROBE_MARGIN` times faster), measured once per machine and
     kept in `cache_path()`; fp32 on an accelerator. The book's fp32 plan
     shows both give the same test MSE within 1 % there."""
-    import json
     if str(device).split(":")[0] != "cpu":
         return "fp32"
-    path, tag = cache_path(), f"{machine_tag()} | {arch} | b{batch_size}"
-    try:
-        known = json.loads(path.read_text())
-        if not isinstance(known, dict):
-            known = {}
-    except (OSError, ValueError, RecursionError):
-        known = {}
+    tag = f"{machine_tag()} | {arch} | b{batch_size}"
+    known = _read_cache("precision")
     if known.get(tag) not in ("fp32", "bf16"):
         seconds = probe_precision(arch, batch_size)
         known[tag] = ("bf16" if seconds["fp32"]
@@ -146,25 +164,120 @@ def auto_precision(device, arch: str = "conv", batch_size: int = 256,
             log(f"precision probe, {arch} at batch {batch_size}: fp32 "
                 f"{seconds['fp32'] * 1e3:.1f} ms/step, bf16 "
                 f"{seconds['bf16'] * 1e3:.1f} ms/step: {known[tag]} "
-                f"(kept in {path})")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(known, indent=1))
-            os.replace(tmp, path)
-        except OSError:
-            pass                  # measured again next time
+                f"(kept in {cache_path('precision')})")
+        _write_cache("precision", known)
     return known[tag]
 
 
 def measured_precisions() -> dict:
     """Every choice `auto_precision` measured on this machine."""
-    import json
-    try:
-        known = json.loads(cache_path().read_text())
-    except (OSError, ValueError, RecursionError):
-        return {}
-    tag = machine_tag()
+    tag, known = machine_tag(), _read_cache("precision")
     return {k.split(" | ", 3)[3]: v for k, v in known.items()
-            if isinstance(k, str) and k.startswith(tag + " | ")} \
-        if isinstance(known, dict) else {}
+            if isinstance(k, str) and k.startswith(tag + " | ")}
+
+
+COMPILE_PROBE_STEPS = 8   # timed steps each, eager and compiled
+
+
+def probe_compile(arch: str, batch_size: int, precision: str = "fp32",
+                  steps=COMPILE_PROBE_STEPS) -> dict:
+    """What `torch.compile` costs and buys for `arch` at `batch_size` and
+    `precision` (CPU, random images): `compile_s`, the seconds of the
+    first compiled steps beyond an eager step's, at the batch size and at
+    a second one (the epoch's last, smaller batch compiles again); then
+    `eager_s` and `compiled_s`, the median seconds of a training step,
+    taking turns. Where compiling fails (no C++ compiler, say), the
+    answer is `{"error": message}`."""
+    import time
+
+    import torch
+
+    from . import train as trainer
+    from .config import TrainConfig
+    from .data import FashionMNIST, Split
+    X = torch.rand(batch_size, 1, 28, 28) * 2 - 1
+    split = Split(X, torch.zeros(batch_size, dtype=torch.long))
+    data = FashionMNIST(split, split, split, "probe")
+    cfgs = {c: TrainConfig(arch=arch, precision=precision, compile=c,
+                           batch_size=batch_size).resolved()
+            for c in (False, True)}
+    setups = {c: trainer.setup(cfg, data, "cpu") for c, cfg in cfgs.items()}
+
+    def step(c, X):
+        s, cfg = setups[c], cfgs[c]
+        tick = time.perf_counter()
+        with trainer.autocast(cfg, "cpu"):
+            loss, _ = trainer.objective(s.step_model, X, X, cfg.beta)
+        s.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        s.opt.step()
+        return time.perf_counter() - tick
+
+    other = X[:max(1, batch_size // 2 - 1)]
+    try:
+        first = [step(True, X), step(True, other)]
+    except Exception as e:        # noqa: BLE001 - any backend failure
+        return {"error": f"{type(e).__name__}: {str(e).splitlines()[0]}"
+                if str(e) else type(e).__name__}
+    times = {c: [] for c in setups}
+    for i in range(2 + steps):
+        for c in setups:
+            seconds = step(c, X)
+            if i >= 2:
+                times[c].append(seconds)
+    eager, compiled = (sorted(times[c])[len(times[c]) // 2]
+                       for c in (False, True))
+    return {"compile_s": sum(first) - 2 * eager, "eager_s": eager,
+            "compiled_s": compiled}
+
+
+def compile_pays(probe: dict, steps: int) -> bool:
+    """Whether a run of `steps` training steps is faster compiled, its
+    compile time counted: by `PROBE_MARGIN`, as for precision."""
+    if "error" in probe:
+        return False
+    return steps * probe["eager_s"] >= PROBE_MARGIN * (
+        probe["compile_s"] + steps * probe["compiled_s"])
+
+
+def auto_compile(device, arch: str, batch_size: int, precision: str,
+                 steps: int, log=None) -> bool:
+    """The CLI's `--compile auto`: on a CPU, compile when `probe_compile`
+    (measured once per machine, design, batch size and precision, kept
+    in `cache_path("compile")`) shows that a run of `steps` training
+    steps finishes sooner so; never on an accelerator (not measured)."""
+    if str(device).split(":")[0] != "cpu":
+        return False
+    tag = f"{machine_tag()} | {arch} | b{batch_size} | {precision}"
+    known = _read_cache("compile")
+    probe = known.get(tag)
+    if not (isinstance(probe, dict) and ("error" in probe or all(
+            isinstance(probe.get(k), (int, float))
+            for k in ("compile_s", "eager_s", "compiled_s")))):
+        probe = known[tag] = probe_compile(arch, batch_size, precision)
+        _write_cache("compile", known)
+        if log:
+            log(f"compile probe, {arch} at batch {batch_size}, {precision}: "
+                + describe_compile(probe) + f" (kept in "
+                f"{cache_path('compile')})")
+    choice = compile_pays(probe, steps)
+    if log:
+        log(f"compile auto: {'on' if choice else 'off'} for {steps} steps")
+    return choice
+
+
+def describe_compile(probe: dict) -> str:
+    if "error" in probe:
+        return f"compiling failed ({probe['error']})"
+    return (f"compile {probe['compile_s']:.1f} s, then "
+            f"{probe['compiled_s'] * 1e3:.1f} ms/step against "
+            f"{probe['eager_s'] * 1e3:.1f} eager")
+
+
+def measured_compiles() -> dict:
+    """Every probe `auto_compile` measured on this machine:
+    "design | bN | precision" -> the probe."""
+    tag, known = machine_tag(), _read_cache("compile")
+    return {k.split(" | ", 3)[3]: v for k, v in known.items()
+            if isinstance(k, str) and k.startswith(tag + " | ")
+            and isinstance(v, dict)}

@@ -3,8 +3,9 @@
 * "report": what the submitted report (the PDF) reads: the three designs
   compared at equal epochs, the assignment's batch size, and the
   selected model trained the assignment's way (`final`).
-* "beyond": what the HTML part "Beyond the assignment" adds: the extra
-  architectures, the tutorial baselines, the studies and applications.
+* "beyond": what the HTML part "Beyond the assignment" adds to the
+  report's runs (which it also reads): the extra architectures, the
+  tutorial baselines, the studies and applications.
 * "book": both; "fp32": the main comparison again in fp32 (the evidence
   for bf16); "smoke": a tiny stand-in that proves the machinery end to
   end in seconds.
@@ -164,7 +165,7 @@ def _unique(runs) -> list[TrainConfig]:
 def report() -> list[TrainConfig]:
     runs = [c for cfgs in main_runs().values() for c in cfgs]
     runs += [final(), *assignment_runs().values(), loader_twin()]
-    runs += [c for act in PAIR for c in batch64_runs(act).values()]
+    runs += list(batch64_runs().values())
     return _unique(runs)
 
 
@@ -176,7 +177,8 @@ def beyond() -> list[TrainConfig]:
     runs += list(denoiser_runs().values())
     runs += list(wide_denoisers().values())
     runs += list(one_class_runs().values())
-    return _unique(runs)
+    in_report = {c.name for c in report()}
+    return [c for c in _unique(runs) if c.name not in in_report]
 
 
 def book() -> list[TrainConfig]:

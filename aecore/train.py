@@ -19,7 +19,10 @@ Variants of the same loop, each a config field:
   and score every test image by its reconstruction error (AUROC);
 * precision: "fp32", or "bf16" autocast;
 * loader: mini-batches cut from the preloaded tensors, or drawn from
-  the assignment's torchvision `DataLoader` (`data.assignment_loader`).
+  the assignment's torchvision `DataLoader` (`data.assignment_loader`);
+* compile: the training steps run the model through `torch.compile`
+  (evaluation stays eager); its compile time counts in the first epoch's
+  seconds.
 
 After every epoch the history gets, for fixed 2,000-image subsets of the
 training split and of the validation split: the loss and every metric of
@@ -71,6 +74,7 @@ def objective(model, X, target=None, beta=1.0):
     by default `X` itself) and the reconstructions."""
     target = X if target is None else target
     X_hat = model(X)
+    model = getattr(model, "_orig_mod", model)    # under torch.compile
     if isinstance(model, models.ConvVAE):
         rec = (X_hat - target).pow(2).flatten(1).sum(1)
         return (rec + beta * model.kl).mean(), X_hat
@@ -137,6 +141,11 @@ class Setup:
     steps: int                 # gradient steps per epoch
     X_noisy: torch.Tensor | None = None   # the tutorial's one noisy copy
     loader: object = None      # the torchvision DataLoader, if chosen
+    step_model: torch.nn.Module | None = None  # compiled, for the steps
+
+    def __post_init__(self):
+        if self.step_model is None:
+            self.step_model = self.model
 
 
 def setup(cfg: TrainConfig, data: fmnist.FashionMNIST, device) -> Setup:
@@ -157,7 +166,8 @@ def setup(cfg: TrainConfig, data: fmnist.FashionMNIST, device) -> Setup:
     loader = None
     if cfg.loader == "torchvision":
         loader = fmnist.assignment_loader(data, cfg.batch_size, gen)
-    return Setup(model, opt, sched, gen, steps, X_noisy, loader)
+    step_model = torch.compile(model) if cfg.compile else model
+    return Setup(model, opt, sched, gen, steps, X_noisy, loader, step_model)
 
 
 def batches(s: Setup, cfg: TrainConfig, X_train, device):
@@ -186,7 +196,7 @@ def train_epoch(s: Setup, cfg: TrainConfig, X_train, device,
     total = torch.zeros((), device=device)
     for X_in, X in batches(s, cfg, X_train, device):
         with autocast(cfg, device):
-            loss, _ = objective(s.model, X_in, X, cfg.beta)
+            loss, _ = objective(s.step_model, X_in, X, cfg.beta)
         s.opt.zero_grad(set_to_none=True)
         loss.backward()
         s.opt.step()

@@ -65,10 +65,12 @@ def test_missing_data_is_one_clear_error(args, tmp_path):
 
 def test_train_writes_results(synthetic_root, tmp_path):
     early = cli("evaluate", "--arch", "shallow", "--data",
-                str(synthetic_root), "--results", str(tmp_path))
+                str(synthetic_root), "--results", str(tmp_path),
+                "--compile", "off")  # no compile probe
     assert early.returncode == 1
     assert "no valid stored result (missing)" in early.stderr
     res = cli("train", "--arch", "shallow", "--epochs", "2",
+              "--compile", "off",  # no compile probe
               "--batch-size", "64", "--data", str(synthetic_root),
               "--results", str(tmp_path), "--device", "cpu")
     assert res.returncode == 0, res.stderr
@@ -77,6 +79,7 @@ def test_train_writes_results(synthetic_root, tmp_path):
     record = json.loads((folder / "result.json").read_text())
     assert len(record["history"]) == 2
     again = cli("evaluate", "--arch", "shallow", "--epochs", "2",
+                "--compile", "off",  # no compile probe
                 "--batch-size", "64", "--data", str(synthetic_root),
                 "--results", str(tmp_path), "--device", "cpu")
     assert again.returncode == 0, again.stderr
@@ -108,13 +111,23 @@ def test_auto_precision_is_measured_once_per_machine(monkeypatch,
     assert perf.auto_precision("cuda", "conv") == "fp32"
     assert perf.measured_precisions() == {"conv | b256": "bf16",
                                           "shallow | b256": "fp32"}
-    args = cli_mod.build_parser().parse_args(
-        ["train", "--arch", "conv", "--device", "cpu"])
-    assert cli_mod.config_from(args).precision == "bf16"
-    args = cli_mod.build_parser().parse_args(
-        ["train", "--arch", "conv", "--device", "cpu", "--precision",
-         "fp32"])
-    assert cli_mod.config_from(args).precision == "fp32"
+    data = tiny_data(100)
+
+    def chosen(*options):
+        args = cli_mod.build_parser().parse_args(
+            ["train", "--arch", "conv", "--device", "cpu", "--compile",
+             "off", *options])
+        return cli_mod.measured(args, cli_mod.config_from(args), data)
+    assert chosen().precision == "bf16"
+    assert chosen("--precision", "fp32").precision == "fp32"
+
+
+def tiny_data(n):
+    import torch
+
+    from aecore.data import FashionMNIST, Split
+    split = Split(torch.zeros(n, 1, 28, 28), torch.zeros(n, dtype=torch.long))
+    return FashionMNIST(split, split, split, "tiny")
 
 
 def test_a_real_precision_probe_times_both(monkeypatch, tmp_path):
@@ -122,6 +135,69 @@ def test_a_real_precision_probe_times_both(monkeypatch, tmp_path):
     seconds = perf.probe_precision("shallow", 32, steps=2)
     assert set(seconds) == {"fp32", "bf16"}
     assert all(0 < s < 5 for s in seconds.values())
+
+
+def test_auto_compile_counts_the_compile_time_against_the_run(monkeypatch,
+                                                            tmp_path):
+    """`--compile auto` compiles only when the run is long enough for
+    the faster steps to pay back the measured compile time; a probe is
+    measured once per machine, design, batch and precision; a failed
+    compile and an accelerator mean no compiling."""
+    from aecore import cli as cli_mod
+    from aecore import perf
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    probes = []
+
+    def probe(arch, batch_size, precision):
+        probes.append((arch, batch_size, precision))
+        if arch == "vae":
+            return {"error": "RuntimeError: no C++ compiler"}
+        return {"compile_s": 10.0, "eager_s": 0.02, "compiled_s": 0.01}
+
+    monkeypatch.setattr(perf, "probe_compile", probe)
+    # 10 s of compiling pay back after 1,000 steps saving 10 ms each;
+    # with the 5% margin only runs of about 1,100 steps or more gain
+    assert not perf.auto_compile("cpu", "conv", 256, "bf16", 1000)
+    assert perf.auto_compile("cpu", "conv", 256, "bf16", 2000)
+    assert probes == [("conv", 256, "bf16")]          # measured once
+    assert not perf.auto_compile("cpu", "vae", 256, "bf16", 10**6)
+    assert not perf.auto_compile("cuda", "conv", 256, "bf16", 10**6)
+    assert len(probes) == 2
+    measured = perf.measured_compiles()
+    assert set(measured) == {"conv | b256 | bf16", "vae | b256 | bf16"}
+    assert "failed" in perf.describe_compile(measured["vae | b256 | bf16"])
+
+    def chosen(n, *options):
+        args = cli_mod.build_parser().parse_args(
+            ["train", "--arch", "conv", "--device", "cpu", "--precision",
+             "bf16", *options])
+        return cli_mod.measured(args, cli_mod.config_from(args), tiny_data(n))
+    # 20 epochs of 256 images: 20 steps; of 25,600 images: 2,000 steps
+    assert not chosen(256).compile
+    long_run = chosen(25_600)
+    assert long_run.compile and long_run.name.split("-")[-2] == "compiled"
+    assert not chosen(25_600, "--compile", "off").compile
+    assert chosen(256, "--compile", "on").compile
+
+
+def test_compiling_is_a_different_run_and_off_keeps_the_old_key():
+    from aecore.config import TrainConfig
+    plain, compiled = TrainConfig(), TrainConfig(compile=True)
+    assert "compile" not in plain.key_dict()
+    assert compiled.key_dict()["compile"] is True
+    assert plain.name != compiled.name
+
+
+def test_a_real_compile_probe_times_both(tmp_path):
+    """torch.compile on the smallest design: its compile time and both
+    step times are measured (or the failure is named)."""
+    from aecore import perf
+    probe = perf.probe_compile("shallow", 16, "fp32", steps=2)
+    if "error" not in probe:
+        assert probe["compile_s"] > 0
+        assert 0 < probe["eager_s"] < 5 and 0 < probe["compiled_s"] < 5
+    else:
+        assert probe["error"]
 
 
 def test_threads_leave_busy_cores_alone(monkeypatch):
@@ -177,7 +253,8 @@ def test_new_options_are_checked_at_once(args, word):
 
 def test_denoiser_and_one_class_from_the_cli(synthetic_root, tmp_path):
     res = cli("train", "--arch", "shallow", "--epochs", "1", "--batch-size",
-              "64", "--noise", "0.2", "--fixed-noise", "--normal-class", "3",
+              "64", "--compile", "off", "--noise", "0.2", "--fixed-noise",
+              "--normal-class", "3",
               "--device", "cpu", "--data", str(synthetic_root),
               "--results", str(tmp_path))
     assert res.returncode == 0, res.stderr

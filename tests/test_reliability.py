@@ -227,6 +227,7 @@ def test_full_disk_is_one_line(synthetic_root, tmp_path, monkeypatch,
 
     monkeypatch.setattr(results_mod, "_atomic_write_bytes", full)
     code = main(["train", "--arch", "shallow", "--epochs", "1",
+                 "--compile", "off",  # no compile probe
                  "--batch-size", "64", "--data", str(synthetic_root),
                  "--results", str(tmp_path / "r"), "--device", "cpu"])
     err = capsys.readouterr().err
@@ -319,11 +320,13 @@ def test_bench_out_checked_before_measuring(synthetic_root, tmp_path):
 def test_evaluate_never_trains_the_classifier(synthetic_root, tmp_path):
     results = tmp_path / "r"
     trained = cli("train", "--arch", "shallow", "--epochs", "1",
+                  "--compile", "off",  # no compile probe
                   "--batch-size", "64", "--device", "cpu", "--data",
                   str(synthetic_root), "--results", str(results))
     assert trained.returncode == 0, trained.stderr
     shutil.rmtree(results / "classifier")
     res = cli("evaluate", "--arch", "shallow", "--epochs", "1",
+              "--compile", "off",  # no compile probe
               "--batch-size", "64", "--device", "cpu", "--data",
               str(synthetic_root), "--results", str(results))
     assert res.returncode == 1
@@ -580,6 +583,7 @@ def test_an_empty_results_path_is_refused(tmp_path, capsys):
 def test_two_trains_of_one_config_train_it_once(synthetic_root, tmp_path):
     """The second waits for the first's lock, then serves its result."""
     cmd = [sys.executable, "-m", "aecore", "train", "--arch", "shallow",
+           "--compile", "off",  # no compile probe
            "--epochs", "3", "--batch-size", "64", "--device", "cpu",
            "--precision", "fp32", "--data", str(synthetic_root),
            "--results", str(tmp_path)]
