@@ -368,6 +368,8 @@ def output_path(args, device: torch.device) -> Path:
     name = f"smoke-{device.type}" if args.smoke else device.type
     if getattr(args, "peer", False):
         name = f"peer-{name}"
+    elif getattr(args, "compile", False):
+        name = f"compile-{name}"
     return results_root(args.results) / "bench" / f"{name}.json"
 
 
@@ -392,6 +394,8 @@ def main(args) -> dict:
     check_output(out)
     if getattr(args, "peer", False):
         return peer_main(args, device, out)
+    if getattr(args, "compile", False):
+        return compile_main(args, device, out)
     data = fmnist.load(args.data, device)   # data errors before slow work
     result = run(data, args.data, device, Settings.from_args(args))
     atomic_save_json(out, result)
@@ -420,4 +424,50 @@ def peer_main(args, device: torch.device, out: Path) -> dict:
     print(peer_report(result))
     if "skipped" not in result:
         print(f"\nwritten to {out}")
+    return result
+
+
+COMPILE_CASES = tuple((arch, batch) for arch in ("shallow", "deep", "conv")
+                      for batch in (256, 64))
+_PROBE = ("import json, sys, torch; torch.set_num_threads(1); "
+          "from aecore import perf; "
+          "print(json.dumps(perf.probe_compile(*json.loads(sys.argv[1]))))")
+
+
+def compile_main(args, device: torch.device, out: Path) -> dict:
+    """`bench --compile`: `perf.probe_compile` for the three compared
+    designs at batch 256 and 64 and the plans' precision, on one thread
+    as `train-all` runs them, each in a fresh process with an empty
+    compile cache (what a first run on a machine pays); `--smoke`
+    probes the shallow design at batch 64 only."""
+    import json
+    import subprocess
+    import tempfile
+
+    from .benchtables import compile_report
+    from .plan import PRECISION
+    if device.type != "cpu":
+        raise AecoreError("bench --compile probes CPU training; run it "
+                          "with --device cpu")
+    rows = []
+    for arch, batch in COMPILE_CASES[1:2] if args.smoke else COMPILE_CASES:
+        with tempfile.TemporaryDirectory() as cache:
+            env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache,
+                   "OMP_NUM_THREADS": "1"}
+            done = subprocess.run(
+                [sys.executable, "-c", _PROBE,
+                 json.dumps([arch, batch, PRECISION])],
+                capture_output=True, text=True, env=env, check=False)
+        if done.returncode != 0:
+            raise AecoreError(f"the compile probe of {arch} failed: "
+                              + (done.stderr.strip().splitlines() or
+                                 ["no message"])[-1])
+        probe = json.loads(done.stdout.strip().splitlines()[-1])
+        rows.append({"arch": arch, "batch": batch, **probe})
+        log(f"{arch} at batch {batch}: {perf.describe_compile(probe)}")
+    result = {"precision": PRECISION, "threads": 1, "rows": rows,
+              "hardware": hardware(device)}
+    atomic_save_json(out, result)
+    print(compile_report(result))
+    print(f"\nwritten to {out}")
     return result

@@ -222,3 +222,37 @@ def peer_report(result: dict) -> str:
                   "core, aecore with --threads auto):",
                   fixed_width(peer_rows(result, "under_load"))]
     return "\n".join(lines)
+
+
+def compile_rows(result: dict, steps: dict | None = None
+                 ) -> list[list[str]]:
+    """`bench --compile`: per design and batch, the compile time, the
+    step times eager and compiled, and the steps after which compiling
+    pays (`perf.compile_pays`, margin included; "never" when compiled
+    steps are not faster); `steps` ((arch, batch) -> steps of a run)
+    adds the plan's own run length."""
+    from .perf import PROBE_MARGIN
+    head = ["design", "batch", "compile s", "eager ms/step",
+            "compiled ms/step", "pays after (steps)"]
+    rows = [head + (["steps of the plan's run"] if steps else [])]
+    for r in result["rows"]:
+        if "error" in r:
+            cells = [r["arch"], str(r["batch"]), "failed", "", "", "never"]
+        else:
+            gain = r["eager_s"] - PROBE_MARGIN * r["compiled_s"]
+            cells = [r["arch"], str(r["batch"]), f"{r['compile_s']:.1f}",
+                     f"{r['eager_s'] * 1e3:.1f}",
+                     f"{r['compiled_s'] * 1e3:.1f}",
+                     f"{PROBE_MARGIN * r['compile_s'] / gain:,.0f}"
+                     if gain > 0 else "never"]
+        if steps:
+            cells.append(f"{steps[(r['arch'], r['batch'])]:,}")
+        rows.append(cells)
+    return rows
+
+
+def compile_report(result: dict) -> str:
+    """The terminal report of `bench --compile`."""
+    return (f"torch.compile probes, {result['precision']}, "
+            f"{result['threads']} thread, fresh compile cache each:\n"
+            + fixed_width(compile_rows(result)))

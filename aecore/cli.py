@@ -182,9 +182,12 @@ def build_parser():
                    help="only TensorFlow's tutorial models beside aecore's "
                    "rebuilds (see aecore.peer; needs TensorFlow: pip "
                    "install -e '.[peer]')")
+    p.add_argument("--compile", action="store_true",
+                   help="only the torch.compile probes of the three "
+                   "compared designs (see aecore.perf.probe_compile)")
     p.add_argument("--out", help="JSON file to write (default: "
                    "results/bench/<device>.json, peer-<device>.json "
-                   "with --peer)")
+                   "with --peer, compile-<device>.json with --compile)")
     common(p)
     return parser
 

@@ -176,3 +176,38 @@ def test_peer_times_both_frameworks_and_stores_their_ratio(
         assert r["aecore_s"] > 0
         assert r["ratio"] == pytest.approx(r["tensorflow_s"] / r["aecore_s"])
     assert "TF / aecore" in benchtables.peer_report(result)
+
+
+def test_compile_probe_bench_writes_its_probes(tmp_path, capsys):
+    """`bench --compile --smoke`: one real probe, in a fresh process with
+    an empty compile cache, stored and printed as a table."""
+    out = tmp_path / "c.json"
+    assert main(["bench", "--compile", "--smoke", "--out", str(out),
+                 "--device", "cpu"]) == 0
+    result = json.loads(out.read_text())
+    row, = result["rows"]
+    assert (row["arch"], row["batch"]) == ("shallow", 64)
+    assert "error" in row or (row["compile_s"] > 0 and row["eager_s"] > 0
+                              and row["compiled_s"] > 0)
+    assert "pays after" in capsys.readouterr().out
+
+
+def test_compile_rows_say_when_compiling_pays():
+    """10 s to compile, 20 ms eager against 10 ms compiled: with the 5%
+    margin it pays after 10.5 / (0.020 - 0.0105) = 1,105 steps; slower
+    compiled steps or a failed compile never pay."""
+    result = {"rows": [
+        {"arch": "conv", "batch": 256, "compile_s": 10.0, "eager_s": 0.02,
+         "compiled_s": 0.01},
+        {"arch": "deep", "batch": 256, "compile_s": 1.0, "eager_s": 0.01,
+         "compiled_s": 0.012},
+        {"arch": "shallow", "batch": 64, "error": "no compiler"}]}
+    rows = benchtables.compile_rows(result, {("conv", 256): 2110,
+                                             ("deep", 256): 2110,
+                                             ("shallow", 64): 8440})
+    assert [r[5] for r in rows[1:]] == ["1,105", "never", "never"]
+    assert [r[6] for r in rows[1:]] == ["2,110", "2,110", "8,440"]
+    from aecore import perf
+    probe = result["rows"][0]
+    assert not perf.compile_pays(probe, 1105) and perf.compile_pays(probe,
+                                                                   1106)

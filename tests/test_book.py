@@ -185,6 +185,24 @@ def test_stored_results_cover_the_plan():
             "run `python -m aecore train-all` and commit results/")
 
 
+def test_each_plan_of_the_book_fits_its_budget():
+    """The report's and the "beyond" plan share no run (the book trains
+    both), and each took at most 20 minutes on two cores: scheduled from
+    its stored runs' times, and in the `train-all` call that trained it."""
+    from aecore.report import Book
+    report, beyond = ({c.name for c in plan.get(p)}
+                      for p in ("report", "beyond"))
+    assert not report & beyond
+    assert report | beyond == {c.name for c in plan.book()}
+    real_data_or_skip()
+    book = Book()
+    for name in ("report", "beyond"):
+        record = book.plan_record(name)
+        assert record["jobs"] == 2 and record["threads_per_job"] == 1
+        assert book.plan_minutes(name) <= 20, name
+        assert record["this_call_seconds"] <= 20 * 60, name
+
+
 def test_book_plan_trains_in_bf16_beside_its_fp32_evidence():
     """Every book run but the tutorial baselines is bf16; the fp32 plan
     is the main comparison again, in fp32, stored without weights."""
