@@ -114,35 +114,54 @@ def _cpuinfo() -> list[str]:
         return []
 
 
+class _Probe:
+    """Training steps of several configs on one random batch (CPU), for
+    the timed probes below: `step(name, X)` times one step of config
+    `name`, `medians(warmup, steps)` the configs taking turns."""
+
+    def __init__(self, cfgs: dict, batch_size: int):
+        import torch
+
+        from . import train as trainer
+        from .data import FashionMNIST, Split
+        self.X = torch.rand(batch_size, 1, 28, 28) * 2 - 1
+        split = Split(self.X, torch.zeros(batch_size, dtype=torch.long))
+        data = FashionMNIST(split, split, split, "probe")
+        self.cfgs = {k: c.resolved() for k, c in cfgs.items()}
+        self.setups = {k: trainer.setup(c, data, "cpu")
+                       for k, c in self.cfgs.items()}
+
+    def step(self, name, X=None) -> float:
+        import time
+
+        from . import train as trainer
+        X = self.X if X is None else X
+        s, cfg = self.setups[name], self.cfgs[name]
+        tick = time.perf_counter()
+        with trainer.autocast(cfg, "cpu"):
+            loss, _ = trainer.objective(s.step_model, X, X, cfg.beta)
+        s.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        s.opt.step()
+        return time.perf_counter() - tick
+
+    def medians(self, warmup: int, steps: int) -> dict:
+        times = {k: [] for k in self.setups}
+        for i in range(warmup + steps):
+            for k in self.setups:
+                seconds = self.step(k)
+                if i >= warmup:
+                    times[k].append(seconds)
+        return {k: sorted(t)[len(t) // 2] for k, t in times.items()}
+
+
 def probe_precision(arch: str, batch_size: int, steps=PROBE_STEPS) -> dict:
     """Seconds per training step of `arch` at `batch_size` in fp32 and
     in bf16 autocast, taking turns, on random images (CPU)."""
-    import time
-
-    import torch
-
-    from . import train as trainer
     from .config import PRECISIONS, TrainConfig
-    from .data import FashionMNIST, Split
-    X = torch.rand(batch_size, 1, 28, 28) * 2 - 1
-    split = Split(X, torch.zeros(batch_size, dtype=torch.long))
-    data = FashionMNIST(split, split, split, "probe")
-    setups = {p: trainer.setup(TrainConfig(arch=arch, precision=p,
-                                           batch_size=batch_size).resolved(),
-                               data, "cpu") for p in PRECISIONS}
-    times = {p: [] for p in PRECISIONS}
-    for i in range(3 + steps):
-        for p, s in setups.items():
-            cfg = TrainConfig(arch=arch, precision=p)
-            tick = time.perf_counter()
-            with trainer.autocast(cfg, "cpu"):
-                loss, _ = trainer.objective(s.model, X, X, cfg.beta)
-            s.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            s.opt.step()
-            if i >= 3:
-                times[p].append(time.perf_counter() - tick)
-    return {p: sorted(t)[len(t) // 2] for p, t in times.items()}
+    return _Probe({p: TrainConfig(arch=arch, precision=p,
+                                  batch_size=batch_size) for p in PRECISIONS},
+                  batch_size).medians(3, steps)
 
 
 def auto_precision(device, arch: str = "conv", batch_size: int = 256,
@@ -171,7 +190,13 @@ def auto_precision(device, arch: str = "conv", batch_size: int = 256,
 
 def measured_precisions() -> dict:
     """Every choice `auto_precision` measured on this machine."""
-    tag, known = machine_tag(), _read_cache("precision")
+    return _this_machine("precision")
+
+
+def _this_machine(kind: str) -> dict:
+    """The entries of cache `kind` measured on this machine, keyed by
+    what follows the machine's tag."""
+    tag, known = machine_tag(), _read_cache(kind)
     return {k.split(" | ", 3)[3]: v for k, v in known.items()
             if isinstance(k, str) and k.startswith(tag + " | ")}
 
@@ -188,45 +213,18 @@ def probe_compile(arch: str, batch_size: int, precision: str = "fp32",
     `eager_s` and `compiled_s`, the median seconds of a training step,
     taking turns. Where compiling fails (no C++ compiler, say), the
     answer is `{"error": message}`."""
-    import time
-
-    import torch
-
-    from . import train as trainer
     from .config import TrainConfig
-    from .data import FashionMNIST, Split
-    X = torch.rand(batch_size, 1, 28, 28) * 2 - 1
-    split = Split(X, torch.zeros(batch_size, dtype=torch.long))
-    data = FashionMNIST(split, split, split, "probe")
-    cfgs = {c: TrainConfig(arch=arch, precision=precision, compile=c,
-                           batch_size=batch_size).resolved()
-            for c in (False, True)}
-    setups = {c: trainer.setup(cfg, data, "cpu") for c, cfg in cfgs.items()}
-
-    def step(c, X):
-        s, cfg = setups[c], cfgs[c]
-        tick = time.perf_counter()
-        with trainer.autocast(cfg, "cpu"):
-            loss, _ = trainer.objective(s.step_model, X, X, cfg.beta)
-        s.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        s.opt.step()
-        return time.perf_counter() - tick
-
-    other = X[:max(1, batch_size // 2 - 1)]
+    probe = _Probe({c: TrainConfig(arch=arch, precision=precision, compile=c,
+                                   batch_size=batch_size)
+                    for c in (False, True)}, batch_size)
     try:
-        first = [step(True, X), step(True, other)]
+        first = [probe.step(True),
+                 probe.step(True, probe.X[:max(1, batch_size // 2 - 1)])]
     except Exception as e:        # noqa: BLE001 - any backend failure
         return {"error": f"{type(e).__name__}: {str(e).splitlines()[0]}"
                 if str(e) else type(e).__name__}
-    times = {c: [] for c in setups}
-    for i in range(2 + steps):
-        for c in setups:
-            seconds = step(c, X)
-            if i >= 2:
-                times[c].append(seconds)
-    eager, compiled = (sorted(times[c])[len(times[c]) // 2]
-                       for c in (False, True))
+    seconds = probe.medians(2, steps)
+    eager, compiled = seconds[False], seconds[True]
     return {"compile_s": sum(first) - 2 * eager, "eager_s": eager,
             "compiled_s": compiled}
 
@@ -277,7 +275,5 @@ def describe_compile(probe: dict) -> str:
 def measured_compiles() -> dict:
     """Every probe `auto_compile` measured on this machine:
     "design | bN | precision" -> the probe."""
-    tag, known = machine_tag(), _read_cache("compile")
-    return {k.split(" | ", 3)[3]: v for k, v in known.items()
-            if isinstance(k, str) and k.startswith(tag + " | ")
-            and isinstance(v, dict)}
+    return {k: v for k, v in _this_machine("compile").items()
+            if isinstance(v, dict)}
