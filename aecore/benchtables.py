@@ -228,23 +228,22 @@ def compile_rows(result: dict, steps: dict | None = None
                  ) -> list[list[str]]:
     """`bench --compile`: per design and batch, the compile time, the
     step times eager and compiled, and the steps after which compiling
-    pays (`perf.compile_pays`, margin included; "never" when compiled
+    pays (`perf.pays_after`, margin included; "never" when compiled
     steps are not faster); `steps` ((arch, batch) -> steps of a run)
     adds the plan's own run length."""
-    from .perf import PROBE_MARGIN
+    from .perf import pays_after
     head = ["design", "batch", "compile s", "eager ms/step",
             "compiled ms/step", "pays after (steps)"]
     rows = [head + (["steps of the plan's run"] if steps else [])]
     for r in result["rows"]:
+        after = pays_after(r)
+        after = "never" if after is None else f"{after:,.0f}"
         if "error" in r:
-            cells = [r["arch"], str(r["batch"]), "failed", "", "", "never"]
+            cells = [r["arch"], str(r["batch"]), "failed", "", "", after]
         else:
-            gain = r["eager_s"] - PROBE_MARGIN * r["compiled_s"]
             cells = [r["arch"], str(r["batch"]), f"{r['compile_s']:.1f}",
                      f"{r['eager_s'] * 1e3:.1f}",
-                     f"{r['compiled_s'] * 1e3:.1f}",
-                     f"{PROBE_MARGIN * r['compile_s'] / gain:,.0f}"
-                     if gain > 0 else "never"]
+                     f"{r['compiled_s'] * 1e3:.1f}", after]
         if steps:
             cells.append(f"{steps[(r['arch'], r['batch'])]:,}")
         rows.append(cells)

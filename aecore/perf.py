@@ -229,13 +229,21 @@ def probe_compile(arch: str, batch_size: int, precision: str = "fp32",
             "compiled_s": compiled}
 
 
-def compile_pays(probe: dict, steps: int) -> bool:
-    """Whether a run of `steps` training steps is faster compiled, its
-    compile time counted: by `PROBE_MARGIN`, as for precision."""
+def pays_after(probe: dict) -> float | None:
+    """The training steps after which a compiled run finishes sooner by
+    `PROBE_MARGIN` (as for precision), its compile time counted; None
+    when it never does (a failed compile, or compiled steps not faster
+    by the margin)."""
     if "error" in probe:
-        return False
-    return steps * probe["eager_s"] >= PROBE_MARGIN * (
-        probe["compile_s"] + steps * probe["compiled_s"])
+        return None
+    gain = probe["eager_s"] - PROBE_MARGIN * probe["compiled_s"]
+    return PROBE_MARGIN * probe["compile_s"] / gain if gain > 0 else None
+
+
+def compile_pays(probe: dict, steps: int) -> bool:
+    """Whether a run of `steps` training steps is faster compiled."""
+    after = pays_after(probe)
+    return after is not None and steps >= after
 
 
 def auto_compile(device, arch: str, batch_size: int, precision: str,
