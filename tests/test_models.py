@@ -90,6 +90,75 @@ def test_tutorial_denoiser_shapes():
         8 * 8 * 9 + 8) + (8 * 16 * 9 + 16) + (16 * 9 + 1)
 
 
+
+def _conv_pair(batch_size=5, channels=16, seed=0):
+    """A `OneChannelConv` and an `nn.Conv2d` with the same weights."""
+    torch.manual_seed(seed)
+    fast = models.OneChannelConv(channels)
+    plain = torch.nn.Conv2d(channels, 1, 3, padding=1)
+    plain.load_state_dict(fast.state_dict())
+    fast.bias.data.fill_(0.3)
+    plain.bias.data.fill_(0.3)
+    x = torch.randn(batch_size, channels, 28, 28).relu()
+    return fast, plain, x
+
+
+@pytest.mark.parametrize("fmt", [torch.channels_last,
+                                 torch.contiguous_format])
+def test_one_channel_conv_is_nn_conv2d(fmt):
+    """Outputs and all three gradients match nn.Conv2d, on the fast
+    channels-last path and on the fallback."""
+    fast, plain, x = _conv_pair()
+    x = x.contiguous(memory_format=fmt)
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y1, y2 = fast(x1), plain(x2)
+    torch.testing.assert_close(y1, y2, rtol=1e-5, atol=1e-5)
+    g = torch.randn_like(y2)
+    y1.backward(g)
+    y2.backward(g)
+    torch.testing.assert_close(x1.grad, x2.grad, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(fast.weight.grad, plain.weight.grad,
+                               rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(fast.bias.grad, plain.bias.grad,
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_one_channel_conv_edges_and_autocast():
+    """Every border pixel sees only its in-image neighbours (a wrong
+    offset would shift or wrap them), and bf16 autocast gives fp32."""
+    fast, plain, x = _conv_pair(batch_size=2, channels=3)
+    x = x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        fast.weight.copy_(torch.randn_like(fast.weight))
+        plain.weight.copy_(fast.weight)
+        want = plain(x)
+        torch.testing.assert_close(fast(x), want, rtol=1e-5, atol=1e-5)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = fast(x.bfloat16())
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, want, rtol=0.05, atol=0.05)
+
+
+def test_tutorial_denoiser_trains_through_the_fast_conv():
+    """The denoiser's last layer takes the fast path in training (its
+    input is channels-last) and a few Adam steps lower the loss."""
+    model = models.build("tf-denoiser").to(memory_format=torch.channels_last)
+    seen = []
+    model.decoder[-2].register_forward_hook(
+        lambda m, i, o: seen.append(i[0].is_contiguous(
+            memory_format=torch.channels_last)))
+    X = batch(16).contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(20):
+        loss, _ = objective(model, X)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert all(seen)
+    assert losses[-1] < 0.5 * losses[0]
+
 def test_every_compared_design_has_a_linear_code():
     """Same treatment of the code layer: the encoder ends in a Linear."""
     for arch in ("shallow", "deep", "conv", "resconv"):
