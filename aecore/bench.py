@@ -235,23 +235,12 @@ def fresh(arch: str, X: torch.Tensor, device, **options):
     return cfg, trainer.setup(cfg, data, device)
 
 
-def train_step(s: trainer.Setup, cfg: TrainConfig, X) -> torch.Tensor:
-    """One step exactly as `train.train_epoch` takes it."""
-    with trainer.autocast(cfg, X.device):
-        loss, _ = trainer.objective(s.model, X, X, cfg.beta)
-    s.opt.zero_grad(set_to_none=True)
-    loss.backward()
-    s.opt.step()
-    s.sched.step()
-    return loss.detach()
-
-
 def warm_up(arch: str, X: torch.Tensor, device, steps=3) -> None:
     """A few untimed steps per batch size: one-time costs stay out."""
     cfg, s = fresh(arch, X, device)
     for batch_size in (SEED_BATCH, DEFAULTS.batch_size):
         for _ in range(steps):
-            train_step(s, cfg, X[:batch_size])
+            trainer.train_step(s, cfg, X[:batch_size], X[:batch_size])
     sync(device)
 
 
@@ -265,7 +254,7 @@ def pipeline_epoch(arch: str, X, epoch, device) -> tuple[float, int]:
     start = time.perf_counter()
     for xb in epoch():
         xb = xb.to(device)             # a no-op for aecore's batches
-        total += train_step(s, cfg, xb) * len(xb)
+        total += trainer.train_step(s, cfg, xb, xb) * len(xb)
         images += len(xb)
     total.item()                       # one sync per epoch, as in fit
     sync(device)

@@ -134,19 +134,36 @@ class FashionMNIST:
                             self.fingerprint)
 
 
+class ShuffledBatches:
+    """A `batch_sampler` for a `DataLoader`: the index batches that
+    `batch_indices` cuts for the fast path, drawn from the same
+    `generator`, so both pipelines see the same batches in the same
+    order (a `shuffle=True` loader would draw its own permutation)."""
+
+    def __init__(self, n: int, batch_size: int, generator: torch.Generator):
+        self.n, self.batch_size, self.generator = n, batch_size, generator
+
+    def __iter__(self):
+        for idx in batch_indices(self.n, self.batch_size, self.generator):
+            yield idx.tolist()
+
+    def __len__(self):
+        return -(-self.n // self.batch_size)
+
+
 def assignment_loader(data: FashionMNIST, batch_size: int,
                       generator: torch.Generator):
     """The assignment's pipeline (`datasets.FashionMNIST`, ToTensor,
     Normalize, a shuffled `DataLoader`) over the same training images as
-    `data.train`, shuffled by `generator`."""
+    `data.train`, in the batches the fast path draws from `generator`."""
     from torch.utils.data import DataLoader, Subset
     if data.root is None or data.train_index is None:
         raise DataError("this data set was not read from files, so the "
                         "torchvision loader cannot serve it")
     dataset = Subset(torchvision_dataset(data.root, train=True),
                      data.train_index.tolist())
-    return DataLoader(dataset, batch_size=batch_size, shuffle=True,
-                      generator=generator)
+    return DataLoader(dataset, batch_sampler=ShuffledBatches(
+        len(dataset), batch_size, generator))
 
 
 def read_idx(path: Path, magic: int, ndim: int) -> np.ndarray:

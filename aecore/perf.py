@@ -138,11 +138,8 @@ class _Probe:
         X = self.X if X is None else X
         s, cfg = self.setups[name], self.cfgs[name]
         tick = time.perf_counter()
-        with trainer.autocast(cfg, "cpu"):
-            loss, _ = trainer.objective(s.step_model, X, X, cfg.beta)
-        s.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        s.opt.step()
+        # no schedule: a probe outlasts its one-batch data set's schedule
+        trainer.train_step(s, cfg, X, X, schedule=False)
         return time.perf_counter() - tick
 
     def medians(self, warmup: int, steps: int) -> dict:

@@ -27,7 +27,6 @@ from .bench import (
     fresh,
     log,
     sync,
-    train_step,
     warm_up,
 )
 from .benchtables import IMAGES_PER_EPOCH
@@ -75,7 +74,7 @@ def time_to_quality(arch, data, device, s: Settings) -> dict:
     watch, curve, mse, step = Stopwatch(device), [], math.inf, 0
     watch.start()
     for step, xb in enumerate(batches, 1):
-        train_step(run, cfg, xb)
+        trainer.train_step(run, cfg, xb, xb)
         over = watch.peek() > s.ttq_cap_s
         if step % EVAL_EVERY and step < total_steps and not over:
             continue
@@ -124,10 +123,10 @@ def probe(steps: int, channels_last: bool) -> float:
         run.model = run.model.to(memory_format=torch.channels_last)
         X = X.contiguous(memory_format=torch.channels_last)
     for _ in range(3):
-        train_step(run, cfg, X)
+        trainer.train_step(run, cfg, X, X)
     start = time.perf_counter()
     for _ in range(steps):
-        train_step(run, cfg, X)
+        trainer.train_step(run, cfg, X, X)
     return (time.perf_counter() - start) / steps
 
 

@@ -172,13 +172,13 @@ def setup(cfg: TrainConfig, data: fmnist.FashionMNIST, device) -> Setup:
 
 def batches(s: Setup, cfg: TrainConfig, X_train, device):
     """(input, target) mini-batches of one epoch, shuffled by `s.gen`."""
-    if s.loader is not None:
-        for X, _ in s.loader:
-            X = X.to(device)
-            yield X, X
-        return
     fmt = (torch.channels_last if getattr(s.model, "channels_last", False)
            else torch.contiguous_format)
+    if s.loader is not None:
+        for X, _ in s.loader:
+            X = X.to(device).contiguous(memory_format=fmt)
+            yield X, X
+        return
     for idx in fmnist.batch_indices(len(X_train), cfg.batch_size, s.gen,
                                     device):
         X = X_train[idx].contiguous(memory_format=fmt)
@@ -190,18 +190,29 @@ def batches(s: Setup, cfg: TrainConfig, X_train, device):
             yield X, X
 
 
+def train_step(s: Setup, cfg: TrainConfig, X_in, X,
+               schedule=True) -> torch.Tensor:
+    """One update on a batch: the loss of `X_in` against the target `X`
+    at `cfg`'s precision, backward, the optimiser's step and (unless
+    `schedule` is False) the schedule's. The loss comes back detached,
+    without a sync. The one step that training, `bench` and the `perf`
+    probes all take."""
+    with autocast(cfg, X.device):
+        loss, _ = objective(s.step_model, X_in, X, cfg.beta)
+    s.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    s.opt.step()
+    if schedule:
+        s.sched.step()
+    return loss.detach()
+
+
 def train_epoch(s: Setup, cfg: TrainConfig, X_train, device,
                 bar=None) -> float:
     """One pass over the shuffled training images; the mean loss."""
     total = torch.zeros((), device=device)
     for X_in, X in batches(s, cfg, X_train, device):
-        with autocast(cfg, device):
-            loss, _ = objective(s.step_model, X_in, X, cfg.beta)
-        s.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        s.opt.step()
-        s.sched.step()
-        total += loss.detach().float() * len(X)
+        total += train_step(s, cfg, X_in, X).float() * len(X)
         if bar is not None:
             bar.update()
     return total.item() / len(X_train)     # one sync per epoch
