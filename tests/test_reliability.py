@@ -480,6 +480,25 @@ def test_a_deleted_plan_record_is_written_again_without_training(
     assert record["jobs"] == first["jobs"]
 
 
+def test_a_plans_time_leaves_out_the_reference_classifier(tiny, store,
+                                                          monkeypatch):
+    """The classifier is trained once, for every plan, before the plan's
+    runs: its time is not the plan's."""
+    import time
+    real, delay = runs.ref.load_or_train, [2.0]
+
+    def slow_first(*args, **kwargs):
+        time.sleep(delay.pop() if delay else 0)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runs.ref, "load_or_train", slow_first)
+    tick = time.perf_counter()
+    record = runs.train_plan("smoke", tiny, store, torch.device("cpu"),
+                             jobs=1, log=lambda *_: None)
+    assert record["trained_now"] == len(record["runs"])
+    assert record["this_call_seconds"] < time.perf_counter() - tick - 2.0
+
+
 def test_closed_standard_streams_never_crash(synthetic_root, tmp_path):
     base = (f"{sys.executable} -m aecore train --arch shallow --epochs 1 "
             f"--batch-size 64 --device cpu --data {synthetic_root} "
