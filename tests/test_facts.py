@@ -9,7 +9,7 @@ import pytest
 from conftest import REAL_ROOT, make_root, real_data_or_skip
 
 from aecore import data as fmnist
-from aecore import facts, report
+from aecore import facts, plan, report
 
 
 @pytest.fixture
@@ -77,4 +77,5 @@ def test_the_book_reads_stored_facts_without_torch():
             "sorted(p['equal']), p['equal']['conv']['n'])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True,
                          text=True, check=True).stdout.split()
-    assert out == ["False", "40", "['conv',", "'deep',", "'shallow']", "3"]
+    assert out == ["False", str(plan.FINAL_EPOCHS), "['conv',", "'deep',",
+                   "'shallow']", "3"]
