@@ -40,9 +40,8 @@ def torch_name(module: nn.Module) -> str:
     `models.OneChannelConv`, a faster way to compute one); a module
     defined elsewhere keeps its own name."""
     for cls in type(module).__mro__:
-        if cls.__module__.startswith("torch.nn"):
-            return cls.__name__ if cls is not nn.Module else \
-                type(module).__name__
+        if cls.__module__.startswith("torch.nn") and cls is not nn.Module:
+            return cls.__name__
     return type(module).__name__
 
 

@@ -29,19 +29,25 @@ def test_shapes_and_round_trip(arch):
     assert torch.allclose(model.decode(code), out)
 
 
-@pytest.mark.parametrize("arch", ARCHS)
-def test_loss_falls_on_one_batch(arch):
-    torch.manual_seed(0)
-    model = models.build(arch)
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-    X = batch()
+def adam_losses(model, X, steps, lr):
+    """The loss before each of `steps` Adam updates on the one batch X."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
     losses = []
-    for _ in range(60):
+    for _ in range(steps):
         loss, _ = objective(model, X)
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(loss.item())
+    return losses
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_loss_falls_on_one_batch(arch):
+    torch.manual_seed(0)
+    model = models.build(arch)
+    X = batch()
+    losses = adam_losses(model, X, steps=60, lr=2e-3)
     assert losses[-1] < 0.5 * losses[0], (losses[0], losses[-1])
     model.eval()
     assert F.mse_loss(model(X), X) < F.mse_loss(torch.zeros_like(X), X)
@@ -88,7 +94,6 @@ def test_tutorial_denoiser_shapes():
     assert (16, 14, 14) in shapes and (8, 7, 7) in shapes
     assert describe.n_params(model) == (16 * 9 + 16) + (8 * 16 * 9 + 8) + (
         8 * 8 * 9 + 8) + (8 * 16 * 9 + 16) + (16 * 9 + 1)
-
 
 
 def _conv_pair(batch_size=5, channels=16, seed=0):
@@ -148,16 +153,10 @@ def test_tutorial_denoiser_trains_through_the_fast_conv():
         lambda m, i, o: seen.append(i[0].is_contiguous(
             memory_format=torch.channels_last)))
     X = batch(16).contiguous(memory_format=torch.channels_last)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(20):
-        loss, _ = objective(model, X)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = adam_losses(model, X, steps=20, lr=1e-2)
     assert all(seen)
     assert losses[-1] < 0.5 * losses[0]
+
 
 def test_every_compared_design_has_a_linear_code():
     """Same treatment of the code layer: the encoder ends in a Linear."""
